@@ -1,0 +1,7 @@
+/** Unit tests run on the TypeScript sources; real-system tests spawn the built daemon in dist/. */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }] },
+  testTimeout: 30000,
+};

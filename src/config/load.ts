@@ -1,0 +1,299 @@
+/**
+ * Reads and validates tumblerd's YAML config. Structure is checked against the JSON Schema that
+ * ships in config/ (the same file editors use), meaning is checked here; every error names the
+ * file, the line and the key, and all of them are reported at once.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Ajv, { ErrorObject } from 'ajv';
+import { Document, LineCounter, isMap, isNode, isPair, isScalar, parseDocument } from 'yaml';
+import { CommandTemplate, splitCommand } from '../doors/commandTemplate';
+import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence';
+import { parseDuration } from './duration';
+import { AllowRule, DoorConfig, ListenAddress, SourceConfig, TumblerdConfig } from './types';
+
+export interface ConfigProblem {
+  file: string;
+  line: number;
+  column: number;
+  key: string;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: ConfigProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  return `${p.file}:${p.line}:${p.column}: ${p.key ? `${p.key}: ` : ''}${p.message}`;
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Reads secret_file; relative paths are taken from the config file's folder. */
+  readFile?: (file: string) => string;
+}
+
+export const DEFAULT_TUMBLER_PORT = 8675;
+const DEFAULT_SEQUENCE_TIMEOUT_MS = 10_000;
+const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
+
+type PathPart = string | number;
+
+/** The YAML as the schema lets it be; converted into TumblerdConfig below. */
+interface RawConfig {
+  log?: { level?: TumblerdConfig['log']['level']; file?: string; format?: 'text' | 'json' };
+  state_dir?: string;
+  max_sources?: number;
+  firewall?: 'iptables' | 'nftables';
+  keep_open_on_exit?: boolean;
+  sources?: Record<string, unknown>[];
+  tumbler?: { listen?: string[]; skew_minutes?: number };
+  doors: Record<string, Record<string, unknown>>;
+}
+
+/** The schema ships beside the sample config; this file sits two folders down in src/ and dist/. */
+export const SCHEMA_FILE = path.join(__dirname, '..', '..', 'config', 'tumblerd.schema.json');
+const validateSchema = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(fs.readFileSync(SCHEMA_FILE, 'utf8')));
+
+function keyName(p: PathPart[]): string {
+  return p.reduce<string>((s, part) => (typeof part === 'number' ? `${s}[${part}]` : s ? `${s}.${part}` : part), '');
+}
+
+/** Locates config keys in the YAML text so that errors can point at them. */
+class Locator {
+  private readonly counter = new LineCounter();
+  readonly doc: Document;
+
+  constructor(text: string, readonly file: string) {
+    this.doc = parseDocument(text, { lineCounter: this.counter, prettyErrors: false, uniqueKeys: true });
+  }
+
+  at(offset: number): { line: number; column: number } {
+    const pos = this.counter.linePos(offset);
+    return { line: pos.line, column: pos.col };
+  }
+
+  /** Position of the value at `p`, or of its key when `onKey`, or of the nearest existing parent. */
+  find(p: PathPart[], onKey = false): { line: number; column: number } {
+    for (let n = p.length; n >= 0; n--) {
+      const parentPath = p.slice(0, Math.max(0, n - 1));
+      if (onKey && n === p.length && n > 0) {
+        const parent = parentPath.length ? this.doc.getIn(parentPath, true) : this.doc.contents;
+        if (isMap(parent)) {
+          const pair = parent.items.find((it) => isPair(it) && isScalar(it.key) && it.key.value === p[n - 1]);
+          if (pair && isNode(pair.key) && pair.key.range) return this.at(pair.key.range[0]);
+        }
+      }
+      const node = n === 0 ? this.doc.contents : this.doc.getIn(p.slice(0, n), true);
+      if (isNode(node) && node.range) return this.at(node.range[0]);
+    }
+    return { line: 1, column: 1 };
+  }
+}
+
+function schemaMessage(e: ErrorObject): { path: PathPart[]; onKey: boolean; message: string } {
+  const p: PathPart[] = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^[0-9]+$/.test(s) ? Number(s) : s));
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return { path: [...p, e.params.additionalProperty], onKey: true, message: 'unknown key' };
+    case 'required':
+      return { path: p, onKey: false, message: `missing required key "${e.params.missingProperty}"` };
+    case 'propertyNames':
+      return {
+        path: [...p, e.params.propertyName],
+        onKey: true,
+        message: 'a door name is letters, digits, "-", "_" and ".", at most 64 characters',
+      };
+    case 'enum':
+      return { path: p, onKey: false, message: `must be one of ${e.params.allowedValues.join(', ')}` };
+    default:
+      return { path: p, onKey: false, message: e.message ?? 'invalid' };
+  }
+}
+
+function parseListen(text: string): ListenAddress {
+  const m = /^\[([0-9a-fA-F:.]+)\]:([0-9]{1,5})$/.exec(text) ?? /^([0-9.]*|\*):([0-9]{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 1 && port <= 65535)) {
+    throw new Error(`"${text}" is not an address and port like "0.0.0.0:8675" or "[::]:8675"`);
+  }
+  const host = m[1] === '' || m[1] === '*' ? '0.0.0.0' : m[1];
+  return { host, port };
+}
+
+function parseAllow(text: string): AllowRule {
+  const [proto, portText] = text.split('/');
+  const port = Number(portText);
+  if (!(port >= 1 && port <= 65535)) throw new Error(`"${text}": port must be from 1 to 65535`);
+  return { proto: proto as 'tcp' | 'udp', port };
+}
+
+function asList<T>(value: T | T[] | undefined): T[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+/** Validates config text; `file` is only used in messages and to resolve secret_file. */
+export function parseConfig(text: string, file: string, options: LoadOptions = {}): TumblerdConfig {
+  const env = options.env ?? process.env;
+  const readFile = options.readFile ?? ((f: string) => fs.readFileSync(f, 'utf8'));
+  const loc = new Locator(text, file);
+  const problems: ConfigProblem[] = [];
+  const problem = (p: PathPart[], message: string, onKey = false) =>
+    problems.push({ file, ...loc.find(p, onKey), key: keyName(p), message });
+
+  if (loc.doc.errors.length > 0) {
+    for (const e of loc.doc.errors) {
+      problems.push({ file, ...loc.at(e.pos[0]), key: '', message: e.message.split('\n')[0] });
+    }
+    throw new ConfigError(problems);
+  }
+  const data = (loc.doc.toJS() ?? {}) as RawConfig;
+  if (!validateSchema(data)) {
+    const seen = new Set<string>();
+    for (const e of validateSchema.errors ?? []) {
+      /* anyOf failures repeat each branch's complaint; the anyOf line alone says enough */
+      if (e.schemaPath.includes('/anyOf/')) continue;
+      const m = schemaMessage(e);
+      const id = `${keyName(m.path)}|${m.message}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      problem(m.path, m.message === 'must match a schema in anyOf' ? 'has the wrong type or form' : m.message, m.onKey);
+    }
+    throw new ConfigError(problems);
+  }
+
+  /* Each step below converts one key and reports what it cannot convert, then goes on. */
+  const attempt = <T>(p: PathPart[], fallback: T, f: () => T): T => {
+    try {
+      return f();
+    } catch (err) {
+      problem(p, (err as Error).message);
+      return fallback;
+    }
+  };
+  const commands = (p: PathPart[], value: string | string[] | undefined): CommandTemplate[] =>
+    asList(value).map((line, i) => attempt([...p, ...(Array.isArray(value) ? [i] : [])], [], () => splitCommand(line)));
+
+  const sources: SourceConfig[] = (data.sources ?? []).map((s, i): SourceConfig => {
+    const prefixes = asList(s.prefix as string | string[]);
+    const kinds = ['file', 'kmsg', 'journald'].filter((k) => s[k] !== undefined && s[k] !== false);
+    if (kinds.length !== 1) problem(['sources', i], 'a source is exactly one of file:, kmsg: or journald: true');
+    if (s.file !== undefined) return { kind: 'file', path: s.file as string, prefixes };
+    if (s.kmsg !== undefined) return { kind: 'kmsg', path: s.kmsg as string, prefixes };
+    return { kind: 'journald', prefixes };
+  });
+
+  const secretOwner = new Map<string, string>();
+  const doors: DoorConfig[] = Object.entries(data.doors).map(
+    ([name, d]) => {
+      const at = (key: string): PathPart[] => ['doors', name, key];
+      const sequence =
+        d.sequence === undefined ? null : attempt(at('sequence'), null, () => parseSequence(d.sequence));
+      const secretKeys = ['secret', 'secret_file', 'secret_env'].filter((k) => d[k] !== undefined);
+      let secret: string | null = null;
+      if (secretKeys.length > 1) problem(at(secretKeys[1]), 'give only one of secret, secret_file and secret_env');
+      else if (d.secret !== undefined) secret = d.secret as string;
+      else if (d.secret_file !== undefined) {
+        const f = path.resolve(path.dirname(file), d.secret_file as string);
+        secret = attempt(at('secret_file'), null, () => readFile(f).split('\n')[0]);
+      } else if (d.secret_env !== undefined) {
+        secret = env[d.secret_env as string] ?? null;
+        if (!secret) problem(at('secret_env'), `environment variable ${d.secret_env} is not set`);
+      }
+      if (secretKeys.length === 1 && secret === '') problem(at(secretKeys[0]), 'the secret is empty');
+      if (secret) {
+        const other = secretOwner.get(secret);
+        if (other) problem(at(secretKeys[0]), `door "${other}" has the same secret: a knock could not tell them apart`);
+        else secretOwner.set(secret, name);
+      }
+      const door: DoorConfig = {
+        name,
+        sequence,
+        sequenceTimeoutMs:
+          d.sequence_timeout === undefined
+            ? DEFAULT_SEQUENCE_TIMEOUT_MS
+            : attempt(at('sequence_timeout'), 0, () => parseDuration(d.sequence_timeout)),
+        flags: d.tcpflags === undefined ? DEFAULT_FLAGS : attempt(at('tcpflags'), DEFAULT_FLAGS, () => parseFlagFilter(d.tcpflags as string)),
+        secret: secret || null,
+        open: commands(at('open'), d.open as string | string[] | undefined),
+        close: commands(at('close'), d.close as string | string[] | undefined),
+        open6: commands(at('open6'), d.open6 as string | string[] | undefined),
+        close6: commands(at('close6'), d.close6 as string | string[] | undefined),
+        closeAfterMs:
+          d.close_after === undefined ? null : attempt(at('close_after'), null, () => parseDuration(d.close_after)),
+        commandTimeoutMs:
+          d.command_timeout === undefined
+            ? DEFAULT_COMMAND_TIMEOUT_MS
+            : attempt(at('command_timeout'), 0, () => parseDuration(d.command_timeout)),
+        allow: ((d.allow as string[] | undefined) ?? []).map((a, i) =>
+          attempt([...at('allow'), i], { proto: 'tcp' as const, port: 0 }, () => parseAllow(a)),
+        ),
+      };
+      if (!door.sequence && !door.secret && secretKeys.length === 0) {
+        problem(['doors', name], 'the door has no sequence and no secret: nothing can open it', true);
+      }
+      if (door.open.length === 0 && door.allow.length === 0 && d.open === undefined) {
+        problem(['doors', name], 'the door does nothing: give it open: commands or allow: ports', true);
+      }
+      if ((d.close !== undefined || d.close6 !== undefined) && d.close_after === undefined) {
+        problem(at(d.close !== undefined ? 'close' : 'close6'), 'close needs close_after to say when to run it');
+      }
+      if (d.allow !== undefined && d.close_after === undefined) {
+        problem(at('allow'), 'allow needs close_after: a door tumbler opens must close again');
+      }
+      if (door.sequenceTimeoutMs <= 0 && d.sequence !== undefined) {
+        problem(at('sequence_timeout'), 'must be longer than zero');
+      }
+      if (door.commandTimeoutMs <= 0 && d.command_timeout !== undefined) {
+        problem(at('command_timeout'), 'must be longer than zero');
+      }
+      return door;
+    },
+  );
+
+  const anySecret = doors.some((d) => d.secret);
+  const listenSpec: string[] = data.tumbler?.listen ?? (anySecret ? [`0.0.0.0:${DEFAULT_TUMBLER_PORT}`] : []);
+  const listen = listenSpec.map((l, i) =>
+    attempt(['tumbler', 'listen', i], { host: '', port: 0 }, () => parseListen(l)),
+  );
+  if (anySecret && listen.length === 0) {
+    problem(['tumbler', 'listen'], 'doors have secrets but tumbler listens nowhere');
+  }
+  const withSequence = doors.filter((d) => d.sequence).map((d) => d.name);
+  if (withSequence.length > 0 && sources.length === 0) {
+    problem(['doors', withSequence[0], 'sequence'], 'doors have knock sequences but no log source is configured (sources:)');
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    file,
+    log: { level: data.log?.level ?? 'info', file: data.log?.file ?? null, format: data.log?.format ?? 'text' },
+    stateDir: data.state_dir ?? '/var/lib/tumblerd',
+    maxSources: data.max_sources ?? 100_000,
+    firewall: data.firewall ?? null,
+    keepOpenOnExit: data.keep_open_on_exit ?? false,
+    sources,
+    tumbler: { listen, skewMinutes: data.tumbler?.skew_minutes ?? 1 },
+    doors,
+  };
+}
+
+/** Reads and validates a config file; throws ConfigError (which names the file) on any problem. */
+export function loadConfigFile(file: string, options: LoadOptions = {}): TumblerdConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ file, line: 0, column: 0, key: '', message: (err as Error).message }]);
+  }
+  return parseConfig(text, file, options);
+}

@@ -1,0 +1,48 @@
+/** The validated configuration the daemon runs on. Names follow the YAML keys, in camelCase. */
+import type { CommandTemplate } from '../doors/commandTemplate';
+import type { FlagFilter, Knock } from '../knock/sequence';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'verbose' | 'debug';
+
+export type SourceConfig =
+  | { kind: 'file'; path: string; prefixes: string[] }
+  | { kind: 'kmsg'; path: string; prefixes: string[] }
+  | { kind: 'journald'; prefixes: string[] };
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface AllowRule {
+  proto: 'tcp' | 'udp';
+  port: number;
+}
+
+export interface DoorConfig {
+  name: string;
+  sequence: Knock[] | null;
+  sequenceTimeoutMs: number;
+  flags: FlagFilter;
+  secret: string | null;
+  open: CommandTemplate[];
+  close: CommandTemplate[];
+  open6: CommandTemplate[];
+  close6: CommandTemplate[];
+  closeAfterMs: number | null;
+  commandTimeoutMs: number;
+  allow: AllowRule[];
+}
+
+export interface TumblerdConfig {
+  /** The file it was read from, for messages. */
+  file: string;
+  log: { level: LogLevel; file: string | null; format: 'text' | 'json' };
+  stateDir: string;
+  maxSources: number;
+  firewall: 'iptables' | 'nftables' | null;
+  keepOpenOnExit: boolean;
+  sources: SourceConfig[];
+  tumbler: { listen: ListenAddress[]; skewMinutes: number };
+  doors: DoorConfig[];
+}

@@ -1,0 +1,1 @@
+export async function runDaemon(_o: unknown): Promise<void> { throw new Error("not yet"); }

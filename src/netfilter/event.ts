@@ -1,0 +1,34 @@
+import type { Family } from './address';
+
+export type Protocol = 'tcp' | 'udp';
+
+/** TCP flag bits as the kernel's LOG target names them. */
+export const TCP_FLAGS = {
+  FIN: 1,
+  SYN: 2,
+  RST: 4,
+  PSH: 8,
+  ACK: 16,
+  URG: 32,
+  ECE: 64,
+  CWR: 128,
+} as const;
+
+export type TcpFlagName = keyof typeof TCP_FLAGS;
+
+/** One packet that the firewall logged, as far as knocking cares. */
+export interface PacketEvent {
+  /** Milliseconds since the epoch, from the log record itself. */
+  time: number;
+  src: string;
+  family: Family;
+  dst: string;
+  proto: Protocol;
+  sport: number;
+  dport: number;
+  /** Bitmask of TCP_FLAGS; 0 for UDP. */
+  flags: number;
+  iface: string;
+  /** The configured prefix the line matched. */
+  prefix: string;
+}
