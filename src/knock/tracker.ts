@@ -59,7 +59,12 @@ export class KnockTracker {
   private lastSweep = 0;
   private readonly counters = { evicted: 0, attemptsStarted: 0, resets: 0, completed: 0 };
 
-  constructor(doors: KnockDoor[], private readonly maxSources: number) {
+  /** `onProgress` hears of every knock that moved an attempt on (for debug logs). */
+  constructor(
+    doors: KnockDoor[],
+    private readonly maxSources: number,
+    private readonly onProgress?: (door: string, src: string, step: number, of: number) => void,
+  ) {
     if (!(maxSources >= 1)) throw new Error('maxSources must be at least 1');
     this.reconfigure(doors);
   }
@@ -98,6 +103,7 @@ export class KnockTracker {
       if (attempt) {
         if (knockMatches(seq[attempt.step], e)) {
           attempt.step++;
+          this.onProgress?.(door.name, e.src, attempt.step, seq.length);
           if (attempt.step === seq.length) {
             (completions ??= []).push(this.complete(door, e, attempt.start));
             this.clear(st!, i);
@@ -116,6 +122,7 @@ export class KnockTracker {
       st ??= this.admit(e.src, e.family);
       st.attempts[i] = { step: 1, start: e.time };
       st.live++;
+      this.onProgress?.(door.name, e.src, 1, seq.length);
       this.counters.attemptsStarted++;
     }
     if (st) {

@@ -1,0 +1,12 @@
+/** What every log source gives the daemon: kernel log lines, and word of trouble. */
+export interface SourceHooks {
+  line: (line: string) => void;
+  info: (message: string) => void;
+  warn: (message: string) => void;
+}
+
+export interface LineSource {
+  readonly name: string;
+  start(): void;
+  stop(): void;
+}

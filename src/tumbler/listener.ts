@@ -1,0 +1,101 @@
+/**
+ * Receives Tumbler knocks on UDP. It never answers anything. A datagram opens a door only if
+ * its digest was made for the address it came from, for a minute within the skew, with a door's
+ * secret, and was never accepted before.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { ListenAddress } from '../config/types';
+import { Family, canonicalSource } from '../netfilter/address';
+import { SecretDoor, matchDigest, parseDatagram, replayHorizon } from './protocol';
+import { ReplayCache } from './replayCache';
+
+export interface TumblerHooks {
+  open(door: string, src: string, family: Family): void;
+  /** A digest was just added to the replay cache: persist it before the door opens. */
+  remembered(): void;
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+}
+
+export interface ListenerCounts {
+  datagrams: number;
+  dropped: number;
+  unmatched: number;
+  replays: number;
+  accepted: number;
+}
+
+/** The largest datagram worth reading: magic, 64 hex digits, CR LF. */
+const MAX_DATAGRAM = 76;
+
+export class TumblerListener {
+  private sockets: dgram.Socket[] = [];
+  readonly counts: ListenerCounts = { datagrams: 0, dropped: 0, unmatched: 0, replays: 0, accepted: 0 };
+
+  constructor(
+    private doors: SecretDoor[],
+    private skewMinutes: number,
+    readonly replay: ReplayCache,
+    private readonly hooks: TumblerHooks,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  reconfigure(doors: SecretDoor[], skewMinutes: number): void {
+    this.doors = doors;
+    this.skewMinutes = skewMinutes;
+  }
+
+  async listen(addresses: ListenAddress[]): Promise<void> {
+    for (const a of addresses) {
+      const v6 = net.isIPv6(a.host);
+      /* ipv6Only: a v4-mapped source would otherwise hash differently from what the client sent */
+      const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: 1 << 20 });
+      socket.on('message', (msg, rinfo) => this.handle(msg, rinfo.address));
+      socket.on('error', (err) => this.hooks.warn(`Tumbler socket ${a.host}:${a.port}: ${err.message}`));
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(a.port, a.host, () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+      this.sockets.push(socket);
+    }
+  }
+
+  close(): void {
+    for (const s of this.sockets) s.close();
+    this.sockets = [];
+  }
+
+  /** One datagram from `from`; public so that it can be tested and benchmarked without sockets. */
+  handle(msg: Buffer, from: string): void {
+    this.counts.datagrams++;
+    const digest = msg.length <= MAX_DATAGRAM ? parseDatagram(msg) : null;
+    const src = digest ? canonicalSource(from) : null;
+    if (!digest || !src) {
+      this.counts.dropped++;
+      return;
+    }
+    const now = this.now();
+    const match = matchDigest(digest, src.address, this.doors, now, this.skewMinutes);
+    if (!match) {
+      this.counts.unmatched++;
+      return;
+    }
+    const verdict = this.replay.claim(digest.toString('hex'), replayHorizon(match.minute), now);
+    if (verdict !== 'fresh') {
+      this.counts.replays++;
+      this.hooks.warn(verdict === 'replay' ? 'Tumbler knock replayed: ignored' : 'replay cache full: Tumbler knock refused', {
+        door: match.door,
+        src: src.address,
+      });
+      return;
+    }
+    this.counts.accepted++;
+    this.hooks.remembered();
+    this.hooks.info('Tumbler knock accepted', { door: match.door, src: src.address });
+    this.hooks.open(match.door, src.address, src.family);
+  }
+}

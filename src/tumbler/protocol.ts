@@ -1,0 +1,94 @@
+/**
+ * The Tumbler protocol, version 1 (Dr. Dobb's, "Practical Secure Port Knocking", 2004), as the
+ * original implementation puts it on the wire: the ASCII text "TUMBLER1: " and the lower-case
+ * hex SHA-256 of "TIME:IP:SECRET", where TIME is Perl's gmtime fields (years since 1900, month
+ * from 0, day, hour, minute) printed one after the other without padding. Pure: no sockets.
+ */
+import crypto from 'node:crypto';
+
+export const MAGIC = 'TUMBLER1: ';
+const DIGEST_BYTES = 32;
+const HEX_LENGTH = DIGEST_BYTES * 2;
+const MINUTE_MS = 60_000;
+
+/** gmtime(minute) as the original prints it: `1043151554` for 2004-04-15 15:54 UTC. */
+export function timeString(ms: number): string {
+  const d = new Date(ms);
+  return `${d.getUTCFullYear() - 1900}${d.getUTCMonth()}${d.getUTCDate()}${d.getUTCHours()}${d.getUTCMinutes()}`;
+}
+
+export function knockDigest(ms: number, ip: string, secret: string): Buffer {
+  return crypto.createHash('sha256').update(`${timeString(ms)}:${ip}:${secret}`).digest();
+}
+
+export function formatDatagram(digest: Buffer): string {
+  return MAGIC + digest.toString('hex');
+}
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/**
+ * The digest a datagram carries, or null for anything that is not exactly the magic, 64 hex
+ * digits (either case) and at most a trailing newline.
+ */
+export function parseDatagram(msg: Buffer): Buffer | null {
+  let end = msg.length;
+  if (end > 0 && msg[end - 1] === 10) end--;
+  if (end > 0 && msg[end - 1] === 13) end--;
+  if (end !== MAGIC.length + HEX_LENGTH) return null;
+  for (let i = 0; i < MAGIC.length; i++) if (msg[i] !== MAGIC.charCodeAt(i)) return null;
+  const digest = Buffer.allocUnsafe(DIGEST_BYTES);
+  for (let i = 0; i < DIGEST_BYTES; i++) {
+    const hi = hexValue(msg[MAGIC.length + 2 * i]);
+    const lo = hexValue(msg[MAGIC.length + 2 * i + 1]);
+    if (hi < 0 || lo < 0) return null;
+    digest[i] = hi * 16 + lo;
+  }
+  return digest;
+}
+
+export interface SecretDoor {
+  name: string;
+  secret: string;
+}
+
+export interface TumblerMatch {
+  door: string;
+  /** The minute the knock was made for (ms, start of minute). */
+  minute: number;
+}
+
+/**
+ * Which door, if any, a digest from `ip` opens at `now`, trying the current minute and
+ * `skewMinutes` either side. Every comparison is constant-time and every candidate is tried,
+ * so the time taken says nothing about how close a guess was.
+ */
+export function matchDigest(
+  digest: Buffer,
+  ip: string,
+  doors: readonly SecretDoor[],
+  now: number,
+  skewMinutes: number,
+): TumblerMatch | null {
+  const base = Math.floor(now / MINUTE_MS) * MINUTE_MS;
+  let found: TumblerMatch | null = null;
+  for (let k = -skewMinutes; k <= skewMinutes; k++) {
+    const minute = base + k * MINUTE_MS;
+    const prefix = `${timeString(minute)}:${ip}:`;
+    for (const door of doors) {
+      const expected = crypto.createHash('sha256').update(prefix + door.secret).digest();
+      if (crypto.timingSafeEqual(expected, digest) && !found) found = { door: door.name, minute };
+    }
+  }
+  return found;
+}
+
+/** When a digest can no longer be replayed: the end of its minute's UTC year (TIME repeats within a year). */
+export function replayHorizon(minute: number): number {
+  return Date.UTC(new Date(minute).getUTCFullYear() + 1, 0, 1);
+}

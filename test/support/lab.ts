@@ -1,0 +1,252 @@
+/**
+ * A two-host lab for real-system tests: a server and a client network namespace joined by a
+ * veth pair, the server with a default-drop firewall whose last rule LOGs with a prefix unique
+ * to this lab, a TCP service on the protected port, and (on demand) rsyslog writing kernel
+ * lines to a file and tumblerd running inside the server namespace. Everything it makes is
+ * recorded as it is made and undone by destroy(), which tests call from afterAll/afterEach.
+ */
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const ROOT = path.join(__dirname, '..', '..');
+export const TUMBLERD = path.join(ROOT, 'dist', 'cli', 'tumblerd.js');
+export const TUMBLER = path.join(ROOT, 'dist', 'cli', 'tumbler.js');
+export const SERVICE_PORT = 2222;
+
+function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+/** Why the lab cannot run here, or null if it can. */
+export function labUnavailable(needs: string[] = ['ip', 'iptables', 'ip6tables', 'rsyslogd', 'knock', 'hping3']): string | null {
+  if (process.getuid?.() !== 0) return 'not root: network namespaces and firewalls need root';
+  for (const c of needs) if (!has(c)) return `${c} is not installed (bash .ci/run installs it)`;
+  const probe = `tbprobe${process.pid}`;
+  if (spawnSync('ip', ['netns', 'add', probe]).status !== 0) return 'cannot create network namespaces here';
+  spawnSync('ip', ['netns', 'del', probe]);
+  if (!fs.existsSync(TUMBLERD)) return 'dist/ is not built: run npm run build (npm test does)';
+  return null;
+}
+
+/** `describe` that skips, saying why, where the lab cannot run. */
+export function describeLab(name: string, fn: () => void, needs?: string[]): void {
+  const why = labUnavailable(needs);
+  if (why) {
+    describe(name, () => {
+      it.skip(`skipped: ${why}`, () => undefined);
+    });
+    // eslint-disable-next-line no-console
+    console.warn(`SKIPPED real-system tests "${name}": ${why}`);
+    return;
+  }
+  describe(name, fn);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export async function waitFor(what: string, test: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await test()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+}
+
+let labCount = 0;
+
+export class Lab {
+  readonly id: string;
+  readonly srv: string;
+  readonly cli: string;
+  /** Third octet of 10.x.y.0/24 and of fd00:x::/64, unique per lab in this process. */
+  readonly net: number;
+  readonly prefix: string;
+  readonly dir: string;
+  private readonly procs: ChildProcess[] = [];
+  private rsyslogPid: number | null = null;
+  private nfLogAllNetnsWas: string | null = null;
+
+  constructor() {
+    labCount++;
+    this.id = `${process.pid % 100000}${labCount}`;
+    this.srv = `tbs${this.id}`;
+    this.cli = `tbc${this.id}`;
+    this.net = 100 + ((process.pid + labCount) % 150);
+    this.prefix = `TB${this.id}: `;
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tumbler-lab-'));
+  }
+
+  get serverIp(): string {
+    return `10.77.${this.net}.1`;
+  }
+  get clientIp(): string {
+    return `10.77.${this.net}.2`;
+  }
+  /** A second address on the client host: "another source". */
+  get otherIp(): string {
+    return `10.77.${this.net}.3`;
+  }
+  get serverIp6(): string {
+    return `fd00:77:${this.net}::1`;
+  }
+  get clientIp6(): string {
+    return `fd00:77:${this.net}::2`;
+  }
+
+  sh(args: string[]): string {
+    return execFileSync(args[0], args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+  inSrv(...args: string[]): string {
+    return this.sh(['ip', 'netns', 'exec', this.srv, ...args]);
+  }
+  inCli(...args: string[]): string {
+    return this.sh(['ip', 'netns', 'exec', this.cli, ...args]);
+  }
+  /** Sends one SYN to each port, in order, from one of the client's addresses (a connect() that is dropped). */
+  synsFrom(from: string, target: string, ports: number[], delayMs = 100): void {
+    const script =
+      `const net = require('net'); const ports = ${JSON.stringify(ports)};` +
+      `(async () => { for (const port of ports) {` +
+      ` const s = net.connect({ host: '${target}', port, localAddress: '${from}' }); s.on('error', () => {});` +
+      ` await new Promise((r) => setTimeout(r, ${delayMs})); s.destroy(); } })();`;
+    this.inCli(process.execPath, '-e', script);
+  }
+
+  /** Builds the two hosts and the server's firewall. */
+  up(): this {
+    this.nfLogAllNetnsWas = fs.readFileSync('/proc/sys/net/netfilter/nf_log_all_netns', 'utf8').trim();
+    /* LOG rules in a namespace other than the first log nothing without this */
+    fs.writeFileSync('/proc/sys/net/netfilter/nf_log_all_netns', '1');
+    const s = `vs${this.id}`;
+    const c = `vc${this.id}`;
+    this.sh(['ip', 'netns', 'add', this.srv]);
+    this.sh(['ip', 'netns', 'add', this.cli]);
+    this.sh(['ip', 'link', 'add', s, 'type', 'veth', 'peer', 'name', c]);
+    this.sh(['ip', 'link', 'set', s, 'netns', this.srv]);
+    this.sh(['ip', 'link', 'set', c, 'netns', this.cli]);
+    for (const [ns, dev, v4, v6] of [
+      [this.srv, s, this.serverIp, this.serverIp6],
+      [this.cli, c, this.clientIp, this.clientIp6],
+    ]) {
+      this.sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+      this.sh(['ip', '-n', ns, 'addr', 'add', `${v4}/24`, 'dev', dev]);
+      this.sh(['ip', '-n', ns, 'addr', 'add', `${v6}/64`, 'dev', dev, 'nodad']);
+      this.sh(['ip', '-n', ns, 'link', 'set', dev, 'up']);
+    }
+    this.sh(['ip', '-n', this.cli, 'addr', 'add', `${this.otherIp}/24`, 'dev', c]);
+    for (const t of ['iptables', 'ip6tables']) {
+      this.inSrv(t, '-P', 'INPUT', 'DROP');
+      this.inSrv(t, '-A', 'INPUT', '-i', 'lo', '-j', 'ACCEPT');
+      this.inSrv(t, '-A', 'INPUT', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT');
+    }
+    this.inSrv('iptables', '-A', 'INPUT', '-p', 'icmp', '-j', 'ACCEPT');
+    this.inSrv('ip6tables', '-A', 'INPUT', '-p', 'ipv6-icmp', '-j', 'ACCEPT');
+    for (const t of ['iptables', 'ip6tables']) {
+      this.inSrv(t, '-A', 'INPUT', '-j', 'LOG', '--log-prefix', this.prefix, '--log-level', 'warning');
+    }
+    /* the protected service: answers "hello" to every connection, on IPv4 and IPv6 */
+    this.spawn(this.srv, [process.execPath, '-e',
+      `require('net').createServer((s) => s.end('hello\\n')).listen(${SERVICE_PORT}, '::')`]);
+    return this;
+  }
+
+  /** Runs a long-lived process inside a namespace; destroy() kills it. */
+  spawn(ns: string, argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    this.procs.push(child);
+    return child;
+  }
+
+  /** Starts rsyslog writing kernel lines to a file in the given format; returns the file. */
+  startRsyslog(format: 'traditional' | 'rfc3339' = 'rfc3339', file = path.join(this.dir, 'kern.log')): string {
+    const template = format === 'traditional' ? 'RSYSLOG_TraditionalFileFormat' : 'RSYSLOG_FileFormat';
+    const conf = path.join(this.dir, 'rsyslog.conf');
+    const pidFile = path.join(this.dir, 'rsyslog.pid');
+    fs.writeFileSync(
+      conf,
+      `module(load="imklog")\nkern.* action(type="omfile" file="${file}" template="${template}")\n`,
+    );
+    this.sh(['rsyslogd', '-f', conf, '-i', pidFile]);
+    const start = Date.now();
+    while (!fs.existsSync(pidFile) && Date.now() - start < 5000) spawnSync('sleep', ['0.05']);
+    this.rsyslogPid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+    return file;
+  }
+
+  get rsyslog(): number {
+    if (this.rsyslogPid === null) throw new Error('rsyslog is not running');
+    return this.rsyslogPid;
+  }
+
+  /** Can the client open a TCP connection to the service (from `from`, if given)? */
+  connects(target = this.serverIp, from?: string): boolean {
+    const script =
+      `const s = require('net').connect({ host: process.argv[1], port: ${SERVICE_PORT}` +
+      `${from ? `, localAddress: '${from}'` : ''} });` +
+      `s.on('data', () => process.exit(0)); s.on('error', () => process.exit(1));` +
+      `setTimeout(() => process.exit(2), 700);`;
+    return spawnSync('ip', ['netns', 'exec', this.cli, process.execPath, '-e', script, target]).status === 0;
+  }
+
+  /** Deletes everything the lab made; safe to call more than once and after a failed up(). */
+  destroy(): void {
+    for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    if (this.rsyslogPid !== null) {
+      try {
+        process.kill(this.rsyslogPid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      this.rsyslogPid = null;
+    }
+    /* deleting a namespace takes its veth end, addresses and firewall rules with it */
+    spawnSync('ip', ['netns', 'del', this.srv]);
+    spawnSync('ip', ['netns', 'del', this.cli]);
+    if (this.nfLogAllNetnsWas !== null) {
+      fs.writeFileSync('/proc/sys/net/netfilter/nf_log_all_netns', this.nfLogAllNetnsWas);
+      this.nfLogAllNetnsWas = null;
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A tumblerd running in the lab's server namespace, with its output kept for assertions. */
+export class Daemon {
+  output = '';
+  readonly child: ChildProcess;
+
+  constructor(
+    readonly lab: Lab,
+    readonly configFile: string,
+    extraArgs: string[] = [],
+    env: NodeJS.ProcessEnv = process.env,
+  ) {
+    this.child = lab.spawn(lab.srv, [process.execPath, TUMBLERD, '--config', configFile, '--log-level', 'debug', ...extraArgs], env);
+    this.child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
+  }
+
+  async started(): Promise<this> {
+    await waitFor('tumblerd to start', () => {
+      if (this.child.exitCode !== null) throw new Error(`tumblerd exited:\n${this.output}`);
+      return this.output.includes('tumblerd started');
+    });
+    return this;
+  }
+
+  count(text: string): number {
+    return this.output.split(text).length - 1;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
+    const exited = new Promise<number | null>((r) => this.child.once('exit', (code) => r(code)));
+    this.child.kill(signal);
+    return exited;
+  }
+}
