@@ -14,6 +14,7 @@ export const ROOT = path.join(__dirname, '..', '..');
 export const TUMBLERD = path.join(ROOT, 'dist', 'cli', 'tumblerd.js');
 export const TUMBLER = path.join(ROOT, 'dist', 'cli', 'tumbler.js');
 export const SERVICE_PORT = 2222;
+export const TUMBLER_PORT = 8675;
 
 function has(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -81,6 +82,9 @@ export class Lab {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tumbler-lab-'));
   }
 
+  get serverDev(): string {
+    return `vs${this.id}`;
+  }
   get serverIp(): string {
     return `10.77.${this.net}.1`;
   }
@@ -107,6 +111,14 @@ export class Lab {
   inCli(...args: string[]): string {
     return this.sh(['ip', 'netns', 'exec', this.cli, ...args]);
   }
+  /** Sends one UDP datagram with exactly these bytes from one of the client's addresses. */
+  udpFrom(from: string, target: string, port: number, payload: Buffer): void {
+    const script =
+      `const s = require('dgram').createSocket('${target.includes(':') ? 'udp6' : 'udp4'}');` +
+      `s.bind(0, '${from}', () => s.send(Buffer.from('${payload.toString('hex')}', 'hex'), ${port}, '${target}', () => s.close()));`;
+    this.inCli(process.execPath, '-e', script);
+  }
+
   /** Sends one SYN to each port, in order, from one of the client's addresses (a connect() that is dropped). */
   synsFrom(from: string, target: string, ports: number[], delayMs = 100): void {
     const script =
@@ -122,7 +134,7 @@ export class Lab {
     this.nfLogAllNetnsWas = fs.readFileSync('/proc/sys/net/netfilter/nf_log_all_netns', 'utf8').trim();
     /* LOG rules in a namespace other than the first log nothing without this */
     fs.writeFileSync('/proc/sys/net/netfilter/nf_log_all_netns', '1');
-    const s = `vs${this.id}`;
+    const s = this.serverDev;
     const c = `vc${this.id}`;
     this.sh(['ip', 'netns', 'add', this.srv]);
     this.sh(['ip', 'netns', 'add', this.cli]);
@@ -145,6 +157,8 @@ export class Lab {
       this.inSrv(t, '-A', 'INPUT', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT');
     }
     this.inSrv('iptables', '-A', 'INPUT', '-p', 'icmp', '-j', 'ACCEPT');
+    /* the Tumbler port: the daemon reads it, never answers, so it stays as dark as the rest */
+    for (const t of ['iptables', 'ip6tables']) this.inSrv(t, '-A', 'INPUT', '-p', 'udp', '--dport', String(TUMBLER_PORT), '-j', 'ACCEPT');
     this.inSrv('ip6tables', '-A', 'INPUT', '-p', 'ipv6-icmp', '-j', 'ACCEPT');
     for (const t of ['iptables', 'ip6tables']) {
       this.inSrv(t, '-A', 'INPUT', '-j', 'LOG', '--log-prefix', this.prefix, '--log-level', 'warning');

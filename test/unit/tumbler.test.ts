@@ -1,0 +1,132 @@
+import { execFileSync } from 'node:child_process';
+import { ReplayCache } from '../../src/tumbler/replayCache';
+import { TumblerListener } from '../../src/tumbler/listener';
+import { formatDatagram, knockDigest, matchDigest, parseDatagram, replayHorizon, timeString } from '../../src/tumbler/protocol';
+import { parseTumblerUrl } from '../../src/cli/tumbler';
+
+/** An implementation that shares nothing with ours: coreutils. */
+function sha256sum(text: string): string {
+  return execFileSync('sha256sum', { input: text }).toString().split(' ')[0];
+}
+
+describe('Tumbler protocol v1', () => {
+  it("reproduces the original distribution's example packet", () => {
+    const t = Date.UTC(2004, 3, 15, 15, 54, 17);
+    expect(timeString(t)).toBe('1043151554');
+    expect(formatDatagram(knockDigest(t, '127.0.0.1', 'password'))).toBe(
+      'TUMBLER1: 844c17eee03d848cc0a60e90f608d5ea11f417d9bf0d2c1af2b52c665245bf22',
+    );
+  });
+
+  it.each([
+    [Date.UTC(2026, 0, 5, 1, 5), '1260515', '192.0.2.10', 'open-pAsSwOrD'],
+    [Date.UTC(2026, 10, 24, 23, 59), '126102423' + '59', '198.51.100.7', 's3cr3t with spaces'],
+    [Date.UTC(2031, 8, 9, 0, 0), '131890' + '0', 'fd00:203::2', 'v6'],
+  ])('matches sha256sum of TIME:IP:SECRET at %s', (t, time, ip, secret) => {
+    expect(timeString(t)).toBe(time);
+    expect(knockDigest(t, ip, secret).toString('hex')).toBe(sha256sum(`${time}:${ip}:${secret}`));
+  });
+
+  it('shares a TIME string between minutes of one year, so replays must be remembered all year', () => {
+    expect(timeString(Date.UTC(2025, 0, 5, 1, 15))).toBe(timeString(Date.UTC(2025, 0, 5, 11, 5)));
+    expect(replayHorizon(Date.UTC(2025, 0, 5, 1, 15))).toBe(Date.UTC(2026, 0, 1));
+  });
+
+  it('parses exactly the magic, 64 hex digits in either case, and one trailing newline', () => {
+    const d = knockDigest(0, '127.0.0.1', 'x');
+    const text = formatDatagram(d);
+    expect(parseDatagram(Buffer.from(text))).toEqual(d);
+    expect(parseDatagram(Buffer.from(text.toUpperCase().replace('TUMBLER1', 'TUMBLER1')))).toEqual(d);
+    expect(parseDatagram(Buffer.from(text + '\n'))).toEqual(d);
+    expect(parseDatagram(Buffer.from(text + '\r\n'))).toEqual(d);
+    for (const bad of [text + '\n\n', text + ' ', text.slice(0, -1), 'tumbler1' + text.slice(8), text.replace('TUMBLER1: ', 'TUMBLER1:'), text.slice(0, -1) + 'g', '', 'TUMBLER2: ' + text.slice(10)]) {
+      expect(parseDatagram(Buffer.from(bad))).toBeNull();
+    }
+  });
+
+  it('accepts the current minute and the skew either side, nothing further', () => {
+    const now = Date.UTC(2026, 10, 24, 12, 30, 59);
+    const doors = [{ name: 'a', secret: 'one' }, { name: 'b', secret: 'two' }];
+    const at = (min: number, secret = 'two', ip = '192.0.2.1') => knockDigest(now + min * 60_000, ip, secret);
+    expect(matchDigest(at(0), '192.0.2.1', doors, now, 1)).toEqual({ door: 'b', minute: Date.UTC(2026, 10, 24, 12, 30) });
+    expect(matchDigest(at(-1), '192.0.2.1', doors, now, 1)?.door).toBe('b');
+    expect(matchDigest(at(1, 'one'), '192.0.2.1', doors, now, 1)?.door).toBe('a');
+    expect(matchDigest(at(2), '192.0.2.1', doors, now, 1)).toBeNull();
+    expect(matchDigest(at(-2), '192.0.2.1', doors, now, 1)).toBeNull();
+    expect(matchDigest(at(0), '192.0.2.2', doors, now, 1)).toBeNull();
+    expect(matchDigest(at(0, 'three'), '192.0.2.1', doors, now, 1)).toBeNull();
+  });
+});
+
+describe('the Tumbler listener', () => {
+  const now = Date.UTC(2026, 10, 24, 12, 0, 30);
+  function listener(replay = new ReplayCache(), clock = () => now) {
+    const opened: string[] = [];
+    const logs: string[] = [];
+    const l = new TumblerListener([{ name: 'ssh', secret: 'pw' }], 1, replay, {
+      open: (door, src) => opened.push(`${door}<-${src}`),
+      remembered: () => logs.push('saved'),
+      info: (m) => logs.push(m),
+      warn: (m) => logs.push(m),
+    }, clock);
+    return { l, opened, logs };
+  }
+  const datagram = (ip: string, t = now, secret = 'pw') => Buffer.from(formatDatagram(knockDigest(t, ip, secret)));
+
+  it('opens for the hashed address only, once, whatever the encoding of the replay', () => {
+    const { l, opened, logs } = listener();
+    const d = datagram('192.0.2.7');
+    l.handle(d, '192.0.2.8'); /* sent from another address */
+    expect(opened).toEqual([]);
+    l.handle(d, '192.0.2.7');
+    expect(opened).toEqual(['ssh<-192.0.2.7']);
+    expect(logs.slice(0, 2)).toEqual(['saved', 'Tumbler knock accepted']);
+    l.handle(d, '192.0.2.7');
+    l.handle(Buffer.from(d.toString().toUpperCase().replace('TUMBLER1', 'TUMBLER1') + '\n'), '192.0.2.7');
+    expect(opened).toEqual(['ssh<-192.0.2.7']);
+    expect(l.counts).toMatchObject({ accepted: 1, replays: 2, unmatched: 1 });
+  });
+
+  it('hashes IPv6 sources in their canonical form and refuses v4-mapped ones', () => {
+    const { l, opened } = listener();
+    l.handle(datagram('fd00:203::2'), 'fd00:203:0:0:0:0:0:2');
+    l.handle(datagram('::ffff:192.0.2.9'), '::ffff:192.0.2.9');
+    expect(opened).toEqual(['ssh<-fd00:203::2']);
+  });
+
+  it('drops junk without a word', () => {
+    const { l, opened, logs } = listener();
+    for (const junk of ['', 'x'.repeat(2000), 'TUMBLER1: ' + 'z'.repeat(64), 'GET / HTTP/1.0\r\n\r\n']) l.handle(Buffer.from(junk), '192.0.2.7');
+    expect(opened).toEqual([]);
+    expect(logs).toEqual([]);
+    expect(l.counts.dropped).toBe(4);
+  });
+
+  it('remembers accepted knocks across a restart through the saved cache', () => {
+    const first = listener();
+    first.l.handle(datagram('192.0.2.7'), '192.0.2.7');
+    const saved = JSON.parse(JSON.stringify(first.l.replay.toJSON()));
+    const restored = new ReplayCache();
+    restored.load(saved, now);
+    const second = listener(restored);
+    second.l.handle(datagram('192.0.2.7'), '192.0.2.7');
+    expect(second.opened).toEqual([]);
+    expect(second.l.counts.replays).toBe(1);
+  });
+
+  it('refuses new knocks rather than forget old ones when the cache is full', () => {
+    const { l, opened } = listener(new ReplayCache(1));
+    l.handle(datagram('192.0.2.7'), '192.0.2.7');
+    l.handle(datagram('192.0.2.8'), '192.0.2.8');
+    expect(opened).toEqual(['ssh<-192.0.2.7']);
+  });
+});
+
+describe('tumbler URLs', () => {
+  it('reads host, port and secret', () => {
+    expect(parseTumblerUrl('tumbler://host.example/')).toEqual({ host: 'host.example', port: 8675, secret: null });
+    expect(parseTumblerUrl('tumbler://p%40ss@[fd00::1]:9000/')).toEqual({ host: 'fd00::1', port: 9000, secret: 'p@ss' });
+    expect(() => parseTumblerUrl('http://host/')).toThrow(/tumbler:\/\//);
+    expect(() => parseTumblerUrl('nonsense')).toThrow(/not a URL/);
+  });
+});
