@@ -57,6 +57,8 @@ export class KnockTracker {
   /* Map order is least recently touched first: eviction and expiry both walk from the front. */
   private readonly sources = new Map<string, SourceState>();
   private lastSweep = 0;
+  /* A live iterator: a fresh keys() per eviction would walk past every deleted slot each time. */
+  private evictCursor: Iterator<string> | null = null;
   private readonly counters = { evicted: 0, attemptsStarted: 0, resets: 0, completed: 0 };
 
   /** `onProgress` hears of every knock that moved an attempt on (for debug logs). */
@@ -152,8 +154,12 @@ export class KnockTracker {
 
   private admit(src: string, family: Family): SourceState {
     if (this.sources.size >= this.maxSources) {
-      const oldest = this.sources.keys().next().value as string;
-      this.sources.delete(oldest);
+      let next = this.evictCursor?.next();
+      if (!next || next.done) {
+        this.evictCursor = this.sources.keys();
+        next = this.evictCursor.next();
+      }
+      this.sources.delete(next.value as string);
       this.counters.evicted++;
     }
     const st: SourceState = { family, last: 0, attempts: new Array(this.doors.length), live: 0 };

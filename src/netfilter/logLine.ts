@@ -38,8 +38,8 @@ function isDigit(c: number): boolean {
 }
 
 /** Parses a decimal port, 0..65535, digits only. */
-function parsePort(text: string | null): number | null {
-  if (text === null || text.length === 0 || text.length > 5) return null;
+function parsePort(text: string): number | null {
+  if (text.length === 0 || text.length > 5) return null;
   let v = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -60,31 +60,26 @@ function isInterfaceName(text: string): boolean {
   return true;
 }
 
-/**
- * The value of ` KEY=` in a LOG message, or null if absent; `undefined` if the key appears
- * twice, which the kernel never prints for these keys in TCP and UDP lines.
- */
-function uniqueField(msg: string, needle: string): string | null | undefined {
-  const at = msg.indexOf(needle);
-  if (at < 0) return null;
-  const start = at + needle.length;
-  if (msg.indexOf(needle, start) >= 0) return undefined;
+/** End of the value that starts at `start`: the next space, or the end of the line. */
+function valueEnd(msg: string, start: number): number {
   const end = msg.indexOf(' ', start);
-  return end < 0 ? msg.slice(start) : msg.slice(start, end);
+  return end < 0 ? msg.length : end;
 }
 
-function parseFlags(msg: string): number | null {
-  const res = msg.indexOf(' RES=0x');
+/** TCP flag words between `RES=0x..` and `URGP=`, as a bitmask; null if that part is missing or odd. */
+function parseFlags(msg: string, from: number): number | null {
+  const res = msg.indexOf(' RES=0x', from);
   if (res < 0) return null;
-  const flagsStart = msg.indexOf(' ', res + 7);
-  const urgp = msg.indexOf(' URGP=', res);
-  if (flagsStart < 0 || urgp < 0 || urgp < flagsStart) return null;
+  let at = valueEnd(msg, res + 7) + 1;
+  const urgp = msg.indexOf(' URGP=', at - 1);
+  if (urgp < 0) return null;
   let flags = 0;
-  for (const word of msg.slice(flagsStart + 1, urgp).split(' ')) {
-    if (word === '') continue;
-    const bit = (TCP_FLAGS as Record<string, number>)[word as TcpFlagName];
+  while (at < urgp) {
+    const end = valueEnd(msg, at);
+    const bit = (TCP_FLAGS as Record<string, number>)[msg.slice(at, end) as TcpFlagName];
     if (bit === undefined) return null;
     flags |= bit;
+    at = end + 1;
   }
   return flags;
 }
@@ -139,18 +134,36 @@ export class LogLineParser {
     if (space < 20 || space > 40) return 'other';
     const msgAt = this.kernelMessageStart(line, space + 1);
     if (msgAt < 0) return 'other';
-    const stamp = line.slice(0, space);
-    let time: number;
-    if (stamp === this.lastStamp) {
-      time = this.lastStampMs;
-    } else {
-      if (stamp.charCodeAt(10) !== 84 /* T */) return 'other';
-      time = Date.parse(stamp);
-      if (!Number.isFinite(time)) return 'other';
-      this.lastStamp = stamp;
-      this.lastStampMs = time;
+    const time = this.rfc3339Time(line, space);
+    return time === null ? 'other' : this.parseMessage(line, msgAt, time);
+  }
+
+  /**
+   * Every line has a new fraction of a second, so Date.parse runs once per second and zone
+   * (`2026-11-24T00:17:59` + `+00:00`), and the fraction is added by hand.
+   */
+  private rfc3339Time(line: string, end: number): number | null {
+    if (line.charCodeAt(10) !== 84 /* T */ || end < 19) return null;
+    let zoneAt = 19;
+    let fractionMs = 0;
+    if (line.charCodeAt(19) === 46 /* . */) {
+      zoneAt = 20;
+      let scale = 100;
+      while (zoneAt < end && isDigit(line.charCodeAt(zoneAt))) {
+        fractionMs += (line.charCodeAt(zoneAt) - 48) * scale;
+        scale /= 10;
+        zoneAt++;
+      }
+      fractionMs = Math.floor(fractionMs);
     }
-    return this.parseMessage(line, msgAt, time);
+    const key = line.slice(0, 19) + line.slice(zoneAt, end);
+    if (key !== this.lastStamp) {
+      const t = Date.parse(key);
+      if (!Number.isFinite(t)) return null;
+      this.lastStamp = key;
+      this.lastStampMs = t;
+    }
+    return this.lastStampMs + fractionMs;
   }
 
   /** `4,353,339018201,-;MSG`: priority, sequence, microseconds since boot, flags. */
@@ -235,35 +248,46 @@ export class LogLineParser {
     if (line.length - fieldsAt > MAX_NETFILTER_LINE) return 'malformed';
     /* A leading space lets every key, IN= included, be found as " KEY=". */
     const msg = ' ' + line.slice(fieldsAt);
-
-    const protoText = uniqueField(msg, ' PROTO=');
-    if (protoText === undefined) {
-      /* ICMP errors quote the offending packet, PROTO= and all: not a knock either way. */
-      return msg.indexOf(' PROTO=ICMP') >= 0 ? 'ignored' : 'malformed';
-    }
-    if (protoText === null) return 'malformed';
+    /* The kernel prints these keys in this order: each is looked for after the one before it. */
+    const srcAt = msg.indexOf(' SRC=');
+    if (srcAt < 0) return 'malformed';
+    const srcEnd = valueEnd(msg, srcAt + 5);
+    const dstAt = msg.indexOf(' DST=', srcEnd);
+    if (dstAt < 0) return 'malformed';
+    const dstEnd = valueEnd(msg, dstAt + 5);
+    const protoAt = msg.indexOf(' PROTO=', dstEnd);
+    if (protoAt < 0) return 'malformed';
+    const protoEnd = valueEnd(msg, protoAt + 7);
+    const protoText = msg.slice(protoAt + 7, protoEnd);
     let proto: Protocol;
     if (protoText === 'TCP') proto = 'tcp';
     else if (protoText === 'UDP') proto = 'udp';
-    else return 'ignored';
-
-    const iface = uniqueField(msg, ' IN=');
-    const src = uniqueField(msg, ' SRC=');
-    const dst = uniqueField(msg, ' DST=');
-    const sport = parsePort(uniqueField(msg, ' SPT=') ?? null);
-    const dport = parsePort(uniqueField(msg, ' DPT=') ?? null);
-    if (iface == null || src == null || dst == null || sport === null || dport === null) return 'malformed';
-    if (!isInterfaceName(iface)) return 'malformed';
-    const source = canonicalSource(src);
-    const destination = canonicalIPv4(dst) ?? canonicalIPv6(dst);
+    else return 'ignored'; /* ICMP errors quote a second packet, PROTO= and all: never a knock */
+    const sptAt = msg.indexOf(' SPT=', protoEnd);
+    if (sptAt < 0) return 'malformed';
+    const sptEnd = valueEnd(msg, sptAt + 5);
+    const dptAt = msg.indexOf(' DPT=', sptEnd);
+    if (dptAt < 0) return 'malformed';
+    const dptEnd = valueEnd(msg, dptAt + 5);
+    /* A second copy of a key that decides anything makes the line ambiguous: the kernel never prints one. */
+    if (msg.indexOf(' SRC=', srcEnd) >= 0 || msg.indexOf(' DPT=', dptEnd) >= 0 || msg.indexOf(' PROTO=', protoEnd) >= 0) {
+      return 'malformed';
+    }
+    const iface = msg.slice(4, valueEnd(msg, 4));
+    const sport = parsePort(msg.slice(sptAt + 5, sptEnd));
+    const dport = parsePort(msg.slice(dptAt + 5, dptEnd));
+    if (sport === null || dport === null || !isInterfaceName(iface)) return 'malformed';
+    const source = canonicalSource(msg.slice(srcAt + 5, srcEnd));
+    const dstText = msg.slice(dstAt + 5, dstEnd);
+    const destination = canonicalIPv4(dstText) ?? canonicalIPv6(dstText);
     if (!source || !destination) return 'malformed';
 
     let flags = 0;
     if (proto === 'tcp') {
-      const f = parseFlags(msg);
+      const f = parseFlags(msg, dptEnd);
       if (f === null) return 'malformed';
       flags = f;
-    } else if (msg.indexOf(' LEN=', msg.indexOf(' DPT=')) < 0) {
+    } else if (msg.indexOf(' LEN=', dptEnd) < 0) {
       return 'malformed'; /* UDP lines end with the UDP length: without it the line was cut */
     }
     return {

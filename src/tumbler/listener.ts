@@ -7,7 +7,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { ListenAddress } from '../config/types';
 import { Family, canonicalSource } from '../netfilter/address';
-import { SecretDoor, matchDigest, parseDatagram, replayHorizon } from './protocol';
+import { Candidate, SecretDoor, expectedDigests, findMatch, parseDatagram, replayHorizon } from './protocol';
 import { ReplayCache } from './replayCache';
 
 export interface TumblerHooks {
@@ -28,9 +28,17 @@ export interface ListenerCounts {
 
 /** The largest datagram worth reading: magic, 64 hex digits, CR LF. */
 const MAX_DATAGRAM = 76;
+/**
+ * Sources whose expected digests are kept for the current minute. Junk from a few sources then
+ * costs comparisons instead of (2 × skew + 1) × doors hashes a datagram; junk from ever new
+ * sources costs the hashes, and the table stays this size. 4096 × 48 digests is about 8 MB.
+ */
+const DIGEST_CACHE_SOURCES = 4096;
+const MINUTE_MS = 60_000;
 
 export class TumblerListener {
   private sockets: dgram.Socket[] = [];
+  private readonly expected = new Map<string, { minute: number; candidates: Candidate[] }>();
   readonly counts: ListenerCounts = { datagrams: 0, dropped: 0, unmatched: 0, replays: 0, accepted: 0 };
 
   constructor(
@@ -44,6 +52,7 @@ export class TumblerListener {
   reconfigure(doors: SecretDoor[], skewMinutes: number): void {
     this.doors = doors;
     this.skewMinutes = skewMinutes;
+    this.expected.clear();
   }
 
   async listen(addresses: ListenAddress[]): Promise<void> {
@@ -64,9 +73,25 @@ export class TumblerListener {
     }
   }
 
+  /** Where it listens (with the ports the kernel chose for port 0). */
+  addresses(): { address: string; port: number }[] {
+    return this.sockets.map((s) => s.address());
+  }
+
   close(): void {
     for (const s of this.sockets) s.close();
     this.sockets = [];
+  }
+
+  private candidatesFor(ip: string, now: number): Candidate[] {
+    const minute = Math.floor(now / MINUTE_MS);
+    const hit = this.expected.get(ip);
+    if (hit && hit.minute === minute) return hit.candidates;
+    const candidates = expectedDigests(ip, this.doors, now, this.skewMinutes);
+    this.expected.delete(ip);
+    if (this.expected.size >= DIGEST_CACHE_SOURCES) this.expected.delete(this.expected.keys().next().value as string);
+    this.expected.set(ip, { minute, candidates });
+    return candidates;
   }
 
   /** One datagram from `from`; public so that it can be tested and benchmarked without sockets. */
@@ -79,7 +104,7 @@ export class TumblerListener {
       return;
     }
     const now = this.now();
-    const match = matchDigest(digest, src.address, this.doors, now, this.skewMinutes);
+    const match = findMatch(digest, this.candidatesFor(src.address, now));
     if (!match) {
       this.counts.unmatched++;
       return;

@@ -63,11 +63,37 @@ export interface TumblerMatch {
   minute: number;
 }
 
+export interface Candidate extends TumblerMatch {
+  digest: Buffer;
+}
+
+/** Every digest a knock from `ip` may carry at `now`: each door, for the current minute and `skewMinutes` either side. */
+export function expectedDigests(ip: string, doors: readonly SecretDoor[], now: number, skewMinutes: number): Candidate[] {
+  const base = Math.floor(now / MINUTE_MS) * MINUTE_MS;
+  const out: Candidate[] = [];
+  for (let k = -skewMinutes; k <= skewMinutes; k++) {
+    const minute = base + k * MINUTE_MS;
+    const prefix = `${timeString(minute)}:${ip}:`;
+    for (const door of doors) {
+      out.push({ door: door.name, minute, digest: crypto.hash('sha256', prefix + door.secret, 'buffer') as unknown as Buffer });
+    }
+  }
+  return out;
+}
+
 /**
- * Which door, if any, a digest from `ip` opens at `now`, trying the current minute and
- * `skewMinutes` either side. Every comparison is constant-time and every candidate is tried,
- * so the time taken says nothing about how close a guess was.
+ * The candidate a digest matches, or null. Every comparison is constant-time and every
+ * candidate is compared, so the time taken says nothing about how close a guess was.
  */
+export function findMatch(digest: Buffer, candidates: readonly Candidate[]): TumblerMatch | null {
+  let found: TumblerMatch | null = null;
+  for (const c of candidates) {
+    if (crypto.timingSafeEqual(c.digest, digest) && !found) found = { door: c.door, minute: c.minute };
+  }
+  return found;
+}
+
+/** Which door, if any, a digest from `ip` opens at `now`. */
 export function matchDigest(
   digest: Buffer,
   ip: string,
@@ -75,17 +101,7 @@ export function matchDigest(
   now: number,
   skewMinutes: number,
 ): TumblerMatch | null {
-  const base = Math.floor(now / MINUTE_MS) * MINUTE_MS;
-  let found: TumblerMatch | null = null;
-  for (let k = -skewMinutes; k <= skewMinutes; k++) {
-    const minute = base + k * MINUTE_MS;
-    const prefix = `${timeString(minute)}:${ip}:`;
-    for (const door of doors) {
-      const expected = crypto.createHash('sha256').update(prefix + door.secret).digest();
-      if (crypto.timingSafeEqual(expected, digest) && !found) found = { door: door.name, minute };
-    }
-  }
-  return found;
+  return findMatch(digest, expectedDigests(ip, doors, now, skewMinutes));
 }
 
 /** When a digest can no longer be replayed: the end of its minute's UTC year (TIME repeats within a year). */

@@ -10,7 +10,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export const ROOT = path.join(__dirname, '..', '..');
+/** The repository: found upwards, so that the benchmarks' compiled copy of this file finds it too. */
+export const ROOT = (() => {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
+  return dir;
+})();
 export const TUMBLERD = path.join(ROOT, 'dist', 'cli', 'tumblerd.js');
 export const TUMBLER = path.join(ROOT, 'dist', 'cli', 'tumbler.js');
 export const SERVICE_PORT = 2222;
