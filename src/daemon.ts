@@ -12,6 +12,8 @@ import { dryRunner, execRunner } from './doors/commandRunner';
 import { formatCommand } from './doors/commandTemplate';
 import { DoorDispatcher } from './doors/dispatcher';
 import { StateStore } from './doors/stateStore';
+import { startControlServer } from './control/server';
+import { selectFirewall } from './firewall/select';
 import { createLogger } from './logger';
 import { KnockPipeline } from './knock/pipeline';
 import { KnockTracker, knockDoorsOf } from './knock/tracker';
@@ -82,8 +84,14 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   const runner = options.dryRun
     ? dryRunner((argv) => log.info('dry run: would run', { command: formatCommand(argv) }))
     : execRunner;
-  const dispatcher: DoorDispatcher = new DoorDispatcher(config.doors, runner, log, persist);
+  const firewall = selectFirewall(config, runner);
+  if (firewall) {
+    await firewall.setup();
+    log.info(`firewall backend ${firewall.name} ready`);
+  }
+  const dispatcher: DoorDispatcher = new DoorDispatcher(config.doors, runner, log, persist, firewall);
   await dispatcher.restore(saved.doors);
+  const control = await startControlServer(config.stateDir, dispatcher);
 
   const tracker = new KnockTracker(knockDoorsOf(config.doors), config.maxSources, (door, src, step, of) =>
     log.debug('knock progress', { door, src, step: `${step}/${of}` }),
@@ -191,8 +199,13 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await watcher.close();
     for (const s of sources) s.stop();
     listener.close();
-    if (config.keepOpenOnExit) log.info('keep_open_on_exit: open doors stay open, and close after the restart');
-    else await dispatcher.closeAll(`tumblerd stopping (${signal})`);
+    control.close();
+    if (config.keepOpenOnExit) {
+      log.info('keep_open_on_exit: open doors stay open; the kernel and the next start close them');
+    } else {
+      await dispatcher.closeAll(`tumblerd stopping (${signal})`);
+      await firewall?.teardown();
+    }
     log.info('tumblerd stopped');
     log.on('finish', () => process.exit(0));
     log.end();

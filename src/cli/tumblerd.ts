@@ -4,6 +4,8 @@ import { Command, Option } from 'commander';
 import { ConfigError, loadConfigFile } from '../config/load';
 import { TumblerdConfig } from '../config/types';
 import { formatScanReport, scanLogs } from './scan';
+import { controlRequest } from '../control/server';
+import { OpenDoor } from '../doors/dispatcher';
 
 export const DEFAULT_CONFIG = '/etc/tumblerd.yaml';
 
@@ -53,6 +55,42 @@ program
     const config = loadOrExit(opts.config);
     const report = await scanLogs(config, files);
     process.stdout.write((opts.json ? JSON.stringify(report, null, 2) : formatScanReport(config, report)) + '\n');
+  });
+
+program
+  .command('status')
+  .description('list the doors the running daemon has open')
+  .option('-c, --config <file>', 'config file (YAML), for its state_dir', DEFAULT_CONFIG)
+  .option('--json', 'print JSON')
+  .action(async (opts: { config: string; json?: boolean }) => {
+    const reply = await controlRequest(loadOrExit(opts.config).stateDir, { cmd: 'status' });
+    const doors = (reply.doors ?? []) as OpenDoor[];
+    if (opts.json) {
+      process.stdout.write(JSON.stringify(doors, null, 2) + '\n');
+      return;
+    }
+    if (doors.length === 0) process.stdout.write('no door is open\n');
+    for (const d of doors) {
+      process.stdout.write(
+        `${d.door}  ${d.src}  via ${d.via}  opened ${new Date(d.openedAt).toISOString()}  ` +
+          `closes ${d.closesAt === null ? 'never' : new Date(d.closesAt).toISOString()}\n`,
+      );
+    }
+  });
+
+program
+  .command('revoke')
+  .description('close a door the running daemon has open for a source, now')
+  .argument('<door>', 'door name')
+  .argument('<source>', 'the address it is open for')
+  .option('-c, --config <file>', 'config file (YAML), for its state_dir', DEFAULT_CONFIG)
+  .action(async (door: string, source: string, opts: { config: string }) => {
+    const reply = await controlRequest(loadOrExit(opts.config).stateDir, { cmd: 'revoke', door, src: source });
+    if (!reply.ok) {
+      process.stderr.write(`tumblerd: ${reply.error}\n`);
+      process.exit(1);
+    }
+    process.stdout.write(`closed ${door} for ${source}\n`);
   });
 
 program.parseAsync().catch((err: Error) => {

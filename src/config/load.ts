@@ -49,6 +49,7 @@ interface RawConfig {
   state_dir?: string;
   max_sources?: number;
   firewall?: 'iptables' | 'nftables';
+  nftables?: { table?: string; chain?: string };
   keep_open_on_exit?: boolean;
   sources?: Record<string, unknown>[];
   tumbler?: { listen?: string[]; skew_minutes?: number };
@@ -280,6 +281,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     stateDir: data.state_dir ?? '/var/lib/tumblerd',
     maxSources: data.max_sources ?? 100_000,
     firewall: data.firewall ?? null,
+    nftables: { table: data.nftables?.table ?? 'inet filter', chain: data.nftables?.chain ?? 'input' },
     keepOpenOnExit: data.keep_open_on_exit ?? false,
     sources,
     tumbler: { listen, skewMinutes: data.tumbler?.skew_minutes ?? 1 },

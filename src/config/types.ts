@@ -41,6 +41,7 @@ export interface TumblerdConfig {
   stateDir: string;
   maxSources: number;
   firewall: 'iptables' | 'nftables' | null;
+  nftables: { table: string; chain: string };
   keepOpenOnExit: boolean;
   sources: SourceConfig[];
   tumbler: { listen: ListenAddress[]; skewMinutes: number };

@@ -6,36 +6,41 @@ export interface CommandResult {
   code: number | null;
   signal: string | null;
   timedOut: boolean;
+  stdout: string;
   stderr: string;
   error?: string;
 }
 
-export type CommandRunner = (argv: readonly string[], timeoutMs: number) => Promise<CommandResult>;
+/** `input`, if given, is written to the command's standard input (batches for ipset restore, nft -f -). */
+export type CommandRunner = (argv: readonly string[], timeoutMs: number, input?: string) => Promise<CommandResult>;
 
-export const execRunner: CommandRunner = (argv, timeoutMs) =>
+export const execRunner: CommandRunner = (argv, timeoutMs, input) =>
   new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       argv[0],
       argv.slice(1),
-      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 256 * 1024, windowsHide: true },
-      (err, _stdout, stderr) => {
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024, windowsHide: true },
+      (err, stdout, stderr) => {
         const e = err as (NodeJS.ErrnoException & { killed?: boolean; signal?: string; code?: number | string }) | null;
         resolve({
           ok: !e,
           code: typeof e?.code === 'number' ? e.code : e ? null : 0,
           signal: e?.signal ?? null,
           timedOut: !!e?.killed,
+          stdout: String(stdout),
           stderr: String(stderr).trim().slice(0, 2000),
           error: e && typeof e.code === 'string' ? e.message : undefined,
         });
       },
     );
+    child.stdin?.on('error', () => undefined); /* a command that exits without reading its input */
+    child.stdin?.end(input ?? '');
   });
 
 /** --dry-run: says what it would run and reports success. */
 export function dryRunner(say: (argv: readonly string[]) => void): CommandRunner {
-  return async (argv) => {
-    say(argv);
-    return { ok: true, code: 0, signal: null, timedOut: false, stderr: '' };
+  return async (argv, _timeoutMs, input) => {
+    say(input ? [...argv, `<<< ${input.trim().split('\n').join(' ; ')}`] : argv);
+    return { ok: true, code: 0, signal: null, timedOut: false, stdout: '', stderr: '' };
   };
 }

@@ -1,9 +1,13 @@
 /**
- * The one place doors open and close, whatever way the knock came: a door opened for a source
- * runs its open commands, and its close commands `close_after` later. A door already open for
- * that source is not opened again; the knock extends it.
+ * The one place doors open and close, whatever way the knock came. A door opened for a source
+ * gets its firewall entries (`allow:`) and runs its open commands; `close_after` later the
+ * entries go and the close commands run. A door already open for that source is not opened
+ * again; the knock extends it. Every change is written to the state file before it is acted on,
+ * and a close that fails is retried with backoff until it succeeds: a door is only forgotten
+ * once it is shut.
  */
-import { DoorConfig } from '../config/types';
+import { AllowRule, DoorConfig } from '../config/types';
+import { FirewallBackend } from '../firewall/backend';
 import { Family, isCanonicalSource } from '../netfilter/address';
 import { expandCommand, formatCommand } from './commandTemplate';
 import { CommandRunner } from './commandRunner';
@@ -19,23 +23,29 @@ export interface OpenDoor {
   closesAt: number | null;
 }
 
+/** An open door as the state file keeps it: enough to close it after a restart, whatever the config says then. */
+export interface SavedDoor extends OpenDoor {
+  close: string[][];
+  allow: AllowRule[];
+  commandTimeoutMs: number;
+}
+
 export interface DispatcherLog {
   info(message: string, meta?: Record<string, unknown>): void;
   warn(message: string, meta?: Record<string, unknown>): void;
   error(message: string, meta?: Record<string, unknown>): void;
 }
 
-/** An open door as the state file keeps it: enough to close it after a restart, whatever the config says then. */
-export interface SavedDoor extends OpenDoor {
-  close: string[][];
-  commandTimeoutMs: number;
-}
-
 interface Entry extends SavedDoor {
   timer: NodeJS.Timeout | null;
   closeAfterMs: number | null;
   closing: Promise<void> | null;
+  failedCloses: number;
 }
+
+const MAX_RETRY_MS = 60_000;
+
+const keyOf = (door: string, src: string) => `${door}\0${src}`;
 
 export class DoorDispatcher {
   private doors = new Map<string, DoorConfig>();
@@ -47,6 +57,7 @@ export class DoorDispatcher {
     private readonly log: DispatcherLog,
     /** Called whenever the set of open doors changes, before the change is acted on. */
     private readonly persist: () => void = () => {},
+    private readonly firewall: FirewallBackend | null = null,
     private readonly now: () => number = Date.now,
   ) {
     this.reconfigure(doors);
@@ -63,25 +74,40 @@ export class DoorDispatcher {
   }
 
   snapshot(): SavedDoor[] {
-    return [...this.open.values()].map(({ timer: _t, closeAfterMs: _c, closing: _p, ...saved }) => saved);
+    return [...this.open.values()].map(({ door, src, family, via, openedAt, closesAt, close, allow, commandTimeoutMs }) => ({
+      door, src, family, via, openedAt, closesAt, close, allow, commandTimeoutMs,
+    }));
   }
 
-  /** Takes back the doors a previous run left open: overdue ones close now, the rest on time. */
+  /**
+   * Takes back the doors a previous run left open: overdue ones close now, the rest on time.
+   * Firewall entries that no saved door accounts for are removed: no one would close them.
+   */
   async restore(saved: readonly SavedDoor[]): Promise<void> {
     const now = this.now();
     const due: Entry[] = [];
     for (const s of saved) {
-      const entry: Entry = { ...s, timer: null, closeAfterMs: null, closing: null };
-      this.open.set(`${s.door}\0${s.src}`, entry);
+      const entry: Entry = { ...s, allow: s.allow ?? [], timer: null, closeAfterMs: null, closing: null, failedCloses: 0 };
+      this.open.set(keyOf(s.door, s.src), entry);
       if (s.closesAt === null) continue;
       if (s.closesAt <= now) due.push(entry);
-      else entry.timer = setTimeout(() => void this.close(entry, 'close_after elapsed'), s.closesAt - now);
+      else this.arm(entry, s.closesAt - now);
     }
-    this.log.info('open doors restored from the state file', { doors: saved.length, overdue: due.length });
+    if (saved.length > 0) this.log.info('open doors restored from the state file', { doors: saved.length, overdue: due.length });
+    if (this.firewall) {
+      const known = new Set(
+        [...this.open.values()].flatMap((e) => e.allow.map((r) => `${e.src}|${r.proto}|${r.port}`)),
+      );
+      for (const x of await this.firewall.list()) {
+        if (known.has(`${x.src}|${x.proto}|${x.port}`)) continue;
+        this.log.warn('removing a firewall entry no open door accounts for', { src: x.src, allow: `${x.proto}/${x.port}` });
+        await this.firewall.revoke(x.src, x.family, [{ proto: x.proto, port: x.port }]);
+      }
+    }
     await Promise.all(due.map((e) => this.close(e, 'overdue at start-up')));
   }
 
-  /** Opens `door` for `src`; resolves once its open commands have run. */
+  /** Opens `door` for `src`; resolves once its firewall entries and open commands are in place. */
   async openDoor(name: string, src: string, family: Family, via: KnockKind): Promise<void> {
     const door = this.doors.get(name);
     if (!door) return;
@@ -89,16 +115,14 @@ export class DoorDispatcher {
       this.log.error('refusing to open a door for something that is not an address', { door: name, src });
       return;
     }
-    const key = `${name}\0${src}`;
-    const now = this.now();
+    const key = keyOf(name, src);
     let existing = this.open.get(key);
     if (existing?.closing) {
       await existing.closing; /* a knock during the close opens the door afresh once it is shut */
       existing = this.open.get(key);
     }
     if (existing) {
-      this.schedule(existing, now);
-      this.log.info('door already open: extended', { door: name, src, via, closesAt: iso(existing.closesAt) });
+      this.extend(existing, door, via);
       return;
     }
     const closeTemplates = family === 6 && door.close6.length ? door.close6 : door.close;
@@ -107,68 +131,112 @@ export class DoorDispatcher {
       src,
       family,
       via,
-      openedAt: now,
+      openedAt: this.now(),
       closesAt: null,
       close: closeTemplates.map((t) => expandCommand(t, { ip: src, name })),
+      allow: door.allow,
       commandTimeoutMs: door.commandTimeoutMs,
       timer: null,
       closeAfterMs: door.closeAfterMs,
       closing: null,
+      failedCloses: 0,
     };
     this.open.set(key, entry);
-    this.schedule(entry, now);
+    this.schedule(entry);
     /* on disk before anything opens: a crash from here on still leaves a record to close it by */
     this.persist();
     this.log.info('door opened', { door: name, src, via, closesAt: iso(entry.closesAt) });
+    if (entry.allow.length > 0 && this.firewall) {
+      try {
+        if (await this.firewall.repair()) this.log.warn("tumbler's firewall chain or its jump was missing: put back");
+        await this.firewall.allow(src, family, entry.allow, (entry.closeAfterMs ?? 0) / 1000);
+      } catch (err) {
+        this.log.error('open failed: could not add the firewall entries', { door: name, src, error: (err as Error).message });
+      }
+    }
     const openTemplates = family === 6 && door.open6.length ? door.open6 : door.open;
     await this.runAll(openTemplates.map((t) => expandCommand(t, { ip: src, name })), door.commandTimeoutMs, name, src, 'open');
-    if (entry.closesAt === null) {
+    if (entry.closesAt === null && !entry.closing) {
       this.open.delete(key);
       this.persist();
     }
   }
 
-  /** Closes one open door now. */
+  /** Closes one open door now; false if it was not open. */
   async closeDoor(name: string, src: string, reason: string): Promise<boolean> {
-    const entry = this.open.get(`${name}\0${src}`);
+    const entry = this.open.get(keyOf(name, src));
     if (!entry) return false;
     await this.close(entry, reason);
     return true;
   }
 
-  /** Closes every open door that has something to close it with (on shutdown). */
+  /** Closes every open door (on shutdown); resolves when each has been tried once. */
   async closeAll(reason: string): Promise<void> {
-    await Promise.all([...this.open.values()].map((e) => this.close(e, reason)));
+    await Promise.all([...this.open.values()].map((e) => this.close(e, reason, false)));
   }
 
-  private schedule(entry: Entry, now: number): void {
-    const after = entry.closeAfterMs;
-    if (after === null) return;
-    if (entry.timer) clearTimeout(entry.timer);
-    entry.closesAt = now + after;
-    entry.timer = setTimeout(() => void this.close(entry, 'close_after elapsed'), after);
+  private extend(entry: Entry, door: DoorConfig, via: KnockKind): void {
+    this.schedule(entry);
     this.persist();
+    this.log.info('door already open: extended', { door: entry.door, src: entry.src, via, closesAt: iso(entry.closesAt) });
+    if (entry.allow.length > 0 && this.firewall && door.closeAfterMs !== null) {
+      this.firewall.allow(entry.src, entry.family, entry.allow, door.closeAfterMs / 1000).catch((err: Error) =>
+        this.log.error('could not renew the firewall entries', { door: entry.door, src: entry.src, error: err.message }),
+      );
+    }
   }
 
-  private close(entry: Entry, reason: string): Promise<void> {
-    entry.closing ??= this.shut(entry, reason);
+  private schedule(entry: Entry): void {
+    if (entry.closeAfterMs === null) return;
+    entry.closesAt = this.now() + entry.closeAfterMs;
+    this.arm(entry, entry.closeAfterMs);
+  }
+
+  private arm(entry: Entry, inMs: number): void {
+    if (entry.timer) clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => void this.close(entry, 'close_after elapsed'), inMs);
+  }
+
+  private close(entry: Entry, reason: string, retry = true): Promise<void> {
+    entry.closing ??= this.shut(entry, reason, retry);
     return entry.closing;
   }
 
-  private async shut(entry: Entry, reason: string): Promise<void> {
-    const key = `${entry.door}\0${entry.src}`;
+  private async shut(entry: Entry, reason: string, retry: boolean): Promise<void> {
     if (entry.timer) clearTimeout(entry.timer);
-    await this.runAll(entry.close, entry.commandTimeoutMs, entry.door, entry.src, 'close');
-    /* forgotten only once closed: a crash during the close commands runs them again on restart */
-    this.open.delete(key);
+    let ok = true;
+    if (entry.allow.length > 0 && this.firewall) {
+      try {
+        await this.firewall.revoke(entry.src, entry.family, entry.allow);
+      } catch (err) {
+        ok = false;
+        this.log.error('close failed: could not remove the firewall entries', { door: entry.door, src: entry.src, error: (err as Error).message });
+      }
+    }
+    ok = (await this.runAll(entry.close, entry.commandTimeoutMs, entry.door, entry.src, 'close')) && ok;
+    if (!ok) {
+      /* the door stays on record (and in the state file) until a close succeeds */
+      entry.failedCloses++;
+      entry.closing = null;
+      const delay = Math.min(1000 * 2 ** (entry.failedCloses - 1), MAX_RETRY_MS);
+      if (retry) {
+        this.log.warn('door not closed: retrying', { door: entry.door, src: entry.src, inSeconds: delay / 1000 });
+        entry.timer = setTimeout(() => void this.close(entry, reason), delay);
+      }
+      return;
+    }
+    this.open.delete(keyOf(entry.door, entry.src));
     this.persist();
     this.log.info('door closed', { door: entry.door, src: entry.src, reason });
   }
 
-  private async runAll(commands: string[][], timeoutMs: number, door: string, src: string, what: string): Promise<void> {
+  /** Runs each command in turn; true if all succeeded. A failure is logged and never thrown. */
+  private async runAll(commands: string[][], timeoutMs: number, door: string, src: string, what: string): Promise<boolean> {
+    let ok = true;
     for (const argv of commands) {
       const r = await this.run(argv, timeoutMs);
       if (r.ok) continue;
+      ok = false;
       this.log.error(`${what} command failed`, {
         door,
         src,
@@ -177,6 +245,7 @@ export class DoorDispatcher {
         stderr: r.stderr,
       });
     }
+    return ok;
   }
 }
 

@@ -168,15 +168,61 @@ export class Lab {
     for (const t of ['iptables', 'ip6tables']) {
       this.inSrv(t, '-A', 'INPUT', '-j', 'LOG', '--log-prefix', this.prefix, '--log-level', 'warning');
     }
-    /* the protected service: answers "hello" to every connection, on IPv4 and IPv6 */
+    /* the protected service, on IPv4 and IPv6: says hello, then echoes (a stand-in for sshd) */
     this.spawn(this.srv, [process.execPath, '-e',
-      `require('net').createServer((s) => s.end('hello\\n')).listen(${SERVICE_PORT}, '::')`]);
+      `require('net').createServer((s) => { s.on('error', () => {}); s.write('hello\\n'); s.pipe(s); }).listen(${SERVICE_PORT}, '::')`]);
     return this;
+  }
+
+  /** The same server, but with an nftables ruleset (table inet filter) instead of iptables. */
+  upWithNftables(): this {
+    this.up();
+    for (const t of ['iptables', 'ip6tables']) {
+      this.inSrv(t, '-P', 'INPUT', 'ACCEPT');
+      this.inSrv(t, '-F', 'INPUT');
+    }
+    const rules = path.join(this.dir, 'ruleset.nft');
+    fs.writeFileSync(
+      rules,
+      `table inet filter {\n chain input {\n  type filter hook input priority 0; policy drop;\n` +
+        `  iif lo accept\n  ct state established,related accept\n  ip protocol icmp accept\n  ip6 nexthdr ipv6-icmp accept\n` +
+        `  udp dport ${TUMBLER_PORT} accept\n  log prefix "${this.prefix}" level warn\n }\n}\n`,
+    );
+    this.inSrv('nft', '-f', rules);
+    return this;
+  }
+
+  /**
+   * Opens a connection from the client and keeps it; `alive()` then checks it still carries
+   * data both ways (what an SSH session opened while the door was open needs after it closes).
+   */
+  async holdConnection(target = this.serverIp): Promise<{ alive: () => Promise<boolean> }> {
+    const script =
+      `const s = require('net').connect({ host: process.argv[1], port: ${SERVICE_PORT} });` +
+      `let got = ''; s.on('data', (d) => { got += d; if (got.includes('ping')) console.log('alive'); else if (got.includes('hello')) console.log('connected'); });` +
+      `s.on('error', (e) => console.log('error ' + e.code));` +
+      `process.stdin.on('data', () => s.write('ping\\n'));`;
+    const child = this.spawn(this.cli, [process.execPath, '-e', script, target]);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor('the held connection to open', () => out.includes('connected') || out.includes('error'), 3000);
+    if (!out.includes('connected')) throw new Error(`connection failed: ${out}`);
+    return {
+      alive: async () => {
+        child.stdin!.write('go\n');
+        try {
+          await waitFor('an echo on the held connection', () => out.includes('alive'), 2000);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+    };
   }
 
   /** Runs a long-lived process inside a namespace; destroy() kills it. */
   spawn(ns: string, argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['pipe', 'pipe', 'pipe'], env });
     this.procs.push(child);
     return child;
   }
