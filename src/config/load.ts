@@ -157,7 +157,14 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     }
     throw new ConfigError(problems);
   }
-  const data = (loc.doc.toJS() ?? {}) as RawConfig;
+  let data: RawConfig;
+  try {
+    /* few aliases: a config has no use for them, and each one can multiply the document (YAML bombs) */
+    data = (loc.doc.toJS({ maxAliasCount: 50 }) ?? {}) as RawConfig;
+  } catch (err) {
+    problems.push({ file, line: 1, column: 1, key: '', message: (err as Error).message });
+    throw new ConfigError(problems);
+  }
   if (!validateSchema(data)) {
     const seen = new Set<string>();
     for (const e of validateSchema.errors ?? []) {

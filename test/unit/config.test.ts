@@ -102,6 +102,12 @@ doors:
     expect(problems('doors:\n  a: 1\n  a: 2\n')[0]).toMatch(/^\/etc\/tumblerd.yaml:3:3: .*[Uu]nique/);
   });
 
+  it('refuses unresolved aliases and alias bombs with a ConfigError', () => {
+    expect(problems('doors: *nowhere\n')[0]).toMatch(/^\/etc\/tumblerd.yaml:1:1: .*alias/i);
+    const bomb = 'a: &a [x, x, x, x, x, x, x, x, x, x]\n' + Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill('*' + String.fromCharCode(97 + i)).join(', ')}]`).join('\n') + '\n';
+    expect(problems(bomb)[0]).toMatch(/^\/etc\/tumblerd.yaml:1:1: .*alias/i);
+  });
+
   it('names the file it could not read', () => {
     expect(() => loadConfigFile('/nonexistent/tumblerd.yaml')).toThrow(/^\/nonexistent\/tumblerd.yaml:0:0: ENOENT/);
   });
