@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /** tumblerd: the daemon, and the commands a sysadmin runs around it. */
+import fs from 'node:fs';
 import { Command, Option } from 'commander';
+import { convertLegacy } from '../config/legacy';
 import { ConfigError, loadConfigFile } from '../config/load';
 import { TumblerdConfig } from '../config/types';
 import { formatScanReport, scanLogs } from './scan';
@@ -55,6 +57,14 @@ program
     const config = loadOrExit(opts.config);
     const report = await scanLogs(config, files);
     process.stdout.write((opts.json ? JSON.stringify(report, null, 2) : formatScanReport(config, report)) + '\n');
+  });
+
+program
+  .command('convert')
+  .description('print the tumblerd YAML equivalent of a legacy tumblerd.conf or knockd.conf')
+  .argument('<file>', 'the legacy config')
+  .action((file: string) => {
+    process.stdout.write(convertLegacy(fs.readFileSync(file, 'utf8'), file));
   });
 
 program

@@ -10,6 +10,7 @@ import { Document, LineCounter, isMap, isNode, isPair, isScalar, parseDocument }
 import { CommandTemplate, splitCommand } from '../doors/commandTemplate';
 import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence';
 import { parseDuration } from './duration';
+import { convertLegacy, detectLegacy } from './legacy';
 import { AllowRule, DoorConfig, ListenAddress, SourceConfig, TumblerdConfig } from './types';
 
 export interface ConfigProblem {
@@ -296,11 +297,16 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   };
 }
 
-/** Reads and validates a config file; throws ConfigError (which names the file) on any problem. */
+/**
+ * Reads and validates a config file; throws ConfigError (which names the file) on any problem.
+ * A legacy tumblerd.conf or knockd.conf is converted first, and its errors are those of the
+ * converted YAML (`tumblerd convert` shows it).
+ */
 export function loadConfigFile(file: string, options: LoadOptions = {}): TumblerdConfig {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
+    if (detectLegacy(text)) text = convertLegacy(text, file);
   } catch (err) {
     throw new ConfigError([{ file, line: 0, column: 0, key: '', message: (err as Error).message }]);
   }
