@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { convertLegacy } from '../config/legacy';
-import { ConfigError, loadConfigFile } from '../config/load';
+import YAML from 'yaml';
+import { ConfigError, DEFAULT_STATE_DIR, loadConfigFile } from '../config/load';
 import { TumblerdConfig } from '../config/types';
 import { formatScanReport, scanLogs } from './scan';
 import { controlRequest } from '../control/server';
@@ -18,6 +19,26 @@ function loadOrExit(file: string): TumblerdConfig {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`tumblerd: the config has ${err.problems.length} error(s):\n${err.message}\n`);
     process.exit(2);
+  }
+}
+
+/**
+ * Where the running daemon keeps its socket. A config that no longer validates (being edited,
+ * say) still names it: status and revoke must work exactly when something is wrong.
+ */
+function stateDirOf(file: string): string {
+  try {
+    return loadConfigFile(file).stateDir;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`tumblerd: warning: ${file} does not validate; using its state_dir anyway\n`);
+    try {
+      const raw = YAML.parse(fs.readFileSync(file, 'utf8'));
+      if (typeof raw?.state_dir === 'string') return raw.state_dir;
+    } catch {
+      /* not even YAML: the default place */
+    }
+    return DEFAULT_STATE_DIR;
   }
 }
 
@@ -73,7 +94,7 @@ program
   .option('-c, --config <file>', 'config file (YAML), for its state_dir', DEFAULT_CONFIG)
   .option('--json', 'print JSON')
   .action(async (opts: { config: string; json?: boolean }) => {
-    const reply = await controlRequest(loadOrExit(opts.config).stateDir, { cmd: 'status' });
+    const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'status' });
     const doors = (reply.doors ?? []) as OpenDoor[];
     if (opts.json) {
       process.stdout.write(JSON.stringify(doors, null, 2) + '\n');
@@ -95,7 +116,7 @@ program
   .argument('<source>', 'the address it is open for')
   .option('-c, --config <file>', 'config file (YAML), for its state_dir', DEFAULT_CONFIG)
   .action(async (door: string, source: string, opts: { config: string }) => {
-    const reply = await controlRequest(loadOrExit(opts.config).stateDir, { cmd: 'revoke', door, src: source });
+    const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'revoke', door, src: source });
     if (!reply.ok) {
       process.stderr.write(`tumblerd: ${reply.error}\n`);
       process.exit(1);

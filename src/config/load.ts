@@ -39,6 +39,7 @@ export interface LoadOptions {
 }
 
 export const DEFAULT_TUMBLER_PORT = 8675;
+export const DEFAULT_STATE_DIR = '/var/lib/tumblerd';
 const DEFAULT_SEQUENCE_TIMEOUT_MS = 10_000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
@@ -59,7 +60,7 @@ interface RawConfig {
 
 /** The schema ships beside the sample config; this file sits two folders down in src/ and dist/. */
 export const SCHEMA_FILE = path.join(__dirname, '..', '..', 'config', 'tumblerd.schema.json');
-const validateSchema = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(fs.readFileSync(SCHEMA_FILE, 'utf8')));
+const validateSchema = new Ajv({ allErrors: true, strict: false, verbose: true }).compile(JSON.parse(fs.readFileSync(SCHEMA_FILE, 'utf8')));
 
 function keyName(p: PathPart[]): string {
   return p.reduce<string>((s, part) => (typeof part === 'number' ? `${s}[${part}]` : s ? `${s}.${part}` : part), '');
@@ -175,7 +176,9 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       const id = `${keyName(m.path)}|${m.message}`;
       if (seen.has(id)) continue;
       seen.add(id);
-      problem(m.path, m.message === 'must match a schema in anyOf' ? 'has the wrong type or form' : m.message, m.onKey);
+      const described = (e.parentSchema as { description?: string } | undefined)?.description;
+      const message = e.keyword !== 'anyOf' ? m.message : described ? `should be ${described[0].toLowerCase()}${described.slice(1)}` : 'has the wrong type or form';
+      problem(m.path, message, m.onKey);
     }
     throw new ConfigError(problems);
   }
@@ -286,7 +289,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   return {
     file,
     log: { level: data.log?.level ?? 'info', file: data.log?.file ?? null, format: data.log?.format ?? 'text' },
-    stateDir: data.state_dir ?? '/var/lib/tumblerd',
+    stateDir: data.state_dir ?? DEFAULT_STATE_DIR,
     maxSources: data.max_sources ?? 100_000,
     firewall: data.firewall ?? null,
     nftables: { table: data.nftables?.table ?? 'inet filter', chain: data.nftables?.chain ?? 'input' },
