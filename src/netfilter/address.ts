@@ -89,13 +89,13 @@ export function canonicalIPv6(text: string): string | null {
 /**
  * An address a knock may come from: canonical IPv4, or canonical IPv6 that is not an
  * IPv4-mapped address (::ffff:a.b.c.d would let one knock open a door for another family's
- * rules). Returns null for anything else.
+ * rules), and not the unspecified address, which no packet comes from. Null for anything else.
  */
 export function canonicalSource(text: string): { address: string; family: Family } | null {
   const v4 = canonicalIPv4(text);
-  if (v4) return { address: v4, family: 4 };
+  if (v4) return v4 === '0.0.0.0' ? null : { address: v4, family: 4 };
   const v6 = canonicalIPv6(text);
-  if (!v6 || v6.startsWith('::ffff:')) return null;
+  if (!v6 || v6 === '::' || v6.startsWith('::ffff:')) return null;
   return { address: v6, family: 6 };
 }
 

@@ -1,7 +1,7 @@
 /**
  * Follows a syslog file the way `tail -F` does, through what logrotate does to it: rename and
  * create (the old inode is read to its end before the new file is opened), copytruncate (the
- * file shrinks: start again from 0), a file that is missing for a while, and half-written lines.
+ * open file shrinks: start again from 0), a file that is missing for a while, and half-written lines.
  *
  * Woken by inotify on the file's folder, so a knock is read as soon as rsyslog writes it, with
  * a slow poll behind it for file systems where inotify says nothing.
@@ -104,6 +104,14 @@ export class FileSource implements LineSource {
   /** Reads what was appended to the open file; false if it stopped at the per-check bound. */
   private drain(): boolean {
     if (this.fd === null) return true;
+    /* Asked of the open file, not the path: a file truncated and then renamed is caught too. A file
+     * that was truncated and has grown back past where we were cannot be told apart; inotify wakes
+     * us at the truncation, long before a log writer refills it. */
+    if (fs.fstatSync(this.fd).size < this.pos) {
+      this.splitter.reset();
+      this.pos = 0;
+      this.hooks.info(`${this.file} was truncated: reading it from the start`);
+    }
     let total = 0;
     for (;;) {
       const n = fs.readSync(this.fd, this.buf, 0, READ_CHUNK, this.pos);
@@ -139,10 +147,6 @@ export class FileSource implements LineSource {
       fs.closeSync(this.fd);
       this.hooks.info(`${this.file} was rotated (new file): reading it from the start`);
       this.openAt(0);
-    } else if (st.size < this.pos) {
-      this.splitter.reset();
-      this.hooks.info(`${this.file} was truncated: reading it from the start`);
-      this.pos = 0;
     } else {
       return;
     }

@@ -105,7 +105,7 @@ describe('fuzzing the parsers', () => {
           return;
         }
         expect(isCanonicalSource(argv[4])).toBe(true);
-        expect(argv).toHaveLength(6);
+        expect(argv).toHaveLength(7);
       }),
       { numRuns: 20_000 },
     );

@@ -20,7 +20,7 @@ describe('addresses', () => {
     expect(canonicalIPv6('fe80::')).toBe('fe80::');
   });
   it('refuses what is not an address', () => {
-    for (const bad of ['1.2.3.4;id', '01.2.3.4', '1.2.3', '256.1.1.1', '::ffff:1.2.3.4', '::ffff:102:304', 'fe80::1%eth0', '1::2::3', '', 'x']) {
+    for (const bad of ['0.0.0.0', '::', '0:0::0', '1.2.3.4;id', '01.2.3.4', '1.2.3', '256.1.1.1', '::ffff:1.2.3.4', '::ffff:102:304', 'fe80::1%eth0', '1::2::3', '', 'x']) {
       expect(canonicalSource(bad)).toBeNull();
     }
   });
