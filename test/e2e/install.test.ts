@@ -37,7 +37,8 @@ const why =
     } finally {
       process.kill(-child.pid!, 'SIGTERM');
     }
-    await new Promise((r) => child.once('exit', r));
+    /* 'close', not 'exit': the daemon, not the shell, holds the pipes until it has stopped */
+    await new Promise((r) => child.once('close', r));
     expect(out).toContain('tumblerd stopped');
   }, 300_000);
 
