@@ -38,7 +38,7 @@ const MINUTE_MS = 60_000;
 
 export class TumblerListener {
   private sockets: dgram.Socket[] = [];
-  private readonly expected = new Map<string, { minute: number; candidates: Candidate[] }>();
+  private readonly expected = new Map<string, { minute: number; candidates: Candidate[] | null }>();
   readonly counts: ListenerCounts = { datagrams: 0, dropped: 0, unmatched: 0, replays: 0, accepted: 0 };
 
   constructor(
@@ -83,14 +83,18 @@ export class TumblerListener {
     this.sockets = [];
   }
 
+  /**
+   * The digests a knock from `ip` may carry now. Kept for the minute once a source sends a
+   * second datagram in it: a flood from ever new sources would only churn the table.
+   */
   private candidatesFor(ip: string, now: number): Candidate[] {
     const minute = Math.floor(now / MINUTE_MS);
     const hit = this.expected.get(ip);
-    if (hit && hit.minute === minute) return hit.candidates;
+    if (hit && hit.minute === minute && hit.candidates) return hit.candidates;
     const candidates = expectedDigests(ip, this.doors, now, this.skewMinutes);
     this.expected.delete(ip);
     if (this.expected.size >= DIGEST_CACHE_SOURCES) this.expected.delete(this.expected.keys().next().value as string);
-    this.expected.set(ip, { minute, candidates });
+    this.expected.set(ip, { minute, candidates: hit && hit.minute === minute ? candidates : null });
     return candidates;
   }
 
