@@ -3,12 +3,11 @@
  * time: the daemon keeps up, stays responsive, and a real knock sent in the middle opens its
  * door within a second. Replays in every form are refused. Needs no root.
  */
-import { ChildProcess, spawn } from 'node:child_process';
-import dgram from 'node:dgram';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TUMBLERD, sleep, waitFor } from '../support/lab';
+import { Daemon, sendUdpFrom, sleep, waitFor } from '../support/lab';
 import { formatDatagram, knockDigest } from '../../src/tumbler/protocol';
 
 const FLOOD_SECONDS = 3;
@@ -17,8 +16,8 @@ const FLOOD_RATE = 5000;
 describe('Tumbler port under a junk flood (loopback)', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tumbler-flood-'));
   const port = 20000 + (process.pid % 20000);
-  let daemon: ChildProcess;
-  let output = '';
+  let daemon: Daemon;
+  const output = () => daemon.output;
 
   beforeAll(async () => {
     fs.writeFileSync(
@@ -26,22 +25,14 @@ describe('Tumbler port under a junk flood (loopback)', () => {
       `state_dir: ${dir}/state\ntumbler:\n  listen: ["127.0.0.1:${port}"]\ndoors:\n` +
         Array.from({ length: 16 }, (_, i) => `  door${i}:\n    secret: secret-number-${i}\n    open: /bin/true %IP%\n    close: /bin/true %IP%\n    close_after: 1s\n`).join(''),
     );
-    daemon = spawn(process.execPath, [TUMBLERD, '-c', path.join(dir, 'tumblerd.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    daemon.stdout!.on('data', (b: Buffer) => (output += b.toString()));
-    daemon.stderr!.on('data', (b: Buffer) => (output += b.toString()));
-    await waitFor('tumblerd to start', () => output.includes('tumblerd started'));
+    daemon = await new Daemon(null, path.join(dir, 'tumblerd.yaml'), ['--log-level', 'info']).started();
   });
-  afterAll(() => {
-    daemon.kill('SIGKILL');
+  afterAll(async () => {
+    await daemon.stop('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function send(payload: Buffer, from: string): Promise<void> {
-    const s = dgram.createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, from, () => r()));
-    await new Promise<void>((r) => s.send(payload, port, '127.0.0.1', () => r()));
-    s.close();
-  }
+  const send = (payload: Buffer, from: string) => sendUdpFrom(from, port, payload);
 
   it('opens the door for a real knock sent in the middle of the flood within a second', async () => {
     const flood = spawn(process.execPath, ['-e', `
@@ -57,22 +48,22 @@ describe('Tumbler port under a junk flood (loopback)', () => {
     await sleep((FLOOD_SECONDS * 1000) / 2);
     const sentAt = Date.now();
     await send(Buffer.from(formatDatagram(knockDigest(sentAt, '127.0.0.200', 'secret-number-9'))), '127.0.0.200');
-    await waitFor('the door to open', () => output.includes('door opened door=door9 src=127.0.0.200'), 1000);
+    await waitFor('the door to open', () => output().includes('door opened door=door9 src=127.0.0.200'), 1000);
     await new Promise((r) => flood.once('exit', r));
-    expect(daemon.exitCode).toBeNull();
+    expect(daemon.child.exitCode).toBeNull();
   });
 
   it('refuses the replay in every form: again, after the door closed, upper-cased, from another address', async () => {
     const knock = Buffer.from(formatDatagram(knockDigest(Date.now(), '127.0.0.201', 'secret-number-3')));
     await send(knock, '127.0.0.201');
-    await waitFor('the door to open', () => output.includes('door opened door=door3 src=127.0.0.201'), 2000);
+    await waitFor('the door to open', () => output().includes('door opened door=door3 src=127.0.0.201'), 2000);
     await send(knock, '127.0.0.201');
-    await waitFor('the replay to be refused', () => output.split('Tumbler knock replayed').length - 1 === 1, 2000);
-    await waitFor('the door to close', () => output.includes('door closed door=door3 src=127.0.0.201'), 3000);
+    await waitFor('the replay to be refused', () => output().split('Tumbler knock replayed').length - 1 === 1, 2000);
+    await waitFor('the door to close', () => output().includes('door closed door=door3 src=127.0.0.201'), 3000);
     await send(Buffer.from(knock.toString().toUpperCase().replace('TUMBLER1', 'TUMBLER1') + '\r\n'), '127.0.0.201');
-    await waitFor('the second replay to be refused', () => output.split('Tumbler knock replayed').length - 1 === 2, 2000);
+    await waitFor('the second replay to be refused', () => output().split('Tumbler knock replayed').length - 1 === 2, 2000);
     await send(knock, '127.0.0.202');
     await sleep(300);
-    expect(output.split('door opened door=door3').length - 1).toBe(1);
+    expect(output().split('door opened door=door3').length - 1).toBe(1);
   });
 });

@@ -3,64 +3,55 @@
  * invalid one is reported with file, line and key and the last good config stays in force.
  * Tumbler knocks on loopback drive it; needs no root.
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import dgram from 'node:dgram';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TUMBLERD, waitFor } from '../support/lab';
+import { Daemon, TUMBLERD, sendUdpFrom, waitFor } from '../support/lab';
 import { formatDatagram, knockDigest } from '../../src/tumbler/protocol';
 
 describe('live config reload', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tumbler-reload-'));
   const file = path.join(dir, 'tumblerd.yaml');
   const port = 20000 + ((process.pid + 7) % 20000);
-  let daemon: ChildProcess;
-  let output = '';
+  let daemon: Daemon;
+  const output = () => daemon.output;
   const door = (name: string) => `  ${name}:\n    secret: ${name}-secret\n    open: /bin/true %IP%\n    close: /bin/true %IP%\n    close_after: 60s\n`;
   const head = `state_dir: ${dir}/state\ntumbler:\n  listen: ["127.0.0.1:${port}"]\ndoors:\n`;
 
-  async function knock(doorName: string, from: string): Promise<void> {
-    const s = dgram.createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, from, () => r()));
-    const msg = Buffer.from(formatDatagram(knockDigest(Date.now(), from, `${doorName}-secret`)));
-    await new Promise<void>((r) => s.send(msg, port, '127.0.0.1', () => r()));
-    s.close();
-  }
+  const knock = (doorName: string, from: string) =>
+    sendUdpFrom(from, port, Buffer.from(formatDatagram(knockDigest(Date.now(), from, `${doorName}-secret`))));
   const status = () => JSON.parse(spawnSync(process.execPath, [TUMBLERD, 'status', '--json', '-c', file], { encoding: 'utf8' }).stdout);
 
   beforeAll(async () => {
     fs.writeFileSync(file, head + door('alpha'));
-    daemon = spawn(process.execPath, [TUMBLERD, '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    daemon.stdout!.on('data', (b: Buffer) => (output += b.toString()));
-    daemon.stderr!.on('data', (b: Buffer) => (output += b.toString()));
-    await waitFor('tumblerd to start', () => output.includes('tumblerd started'));
+    daemon = await new Daemon(null, file, ['--log-level', 'info']).started();
   });
-  afterAll(() => {
-    daemon.kill('SIGKILL');
+  afterAll(async () => {
+    await daemon.stop('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('applies a valid change and keeps the doors that are open', async () => {
     await knock('alpha', '127.0.0.50');
-    await waitFor('alpha to open', () => output.includes('door opened door=alpha src=127.0.0.50'));
+    await waitFor('alpha to open', () => output().includes('door opened door=alpha src=127.0.0.50'));
     fs.writeFileSync(file, head + door('alpha') + door('beta'));
-    await waitFor('the reload', () => output.includes('config reloaded (file changed)'));
+    await waitFor('the reload', () => output().includes('config reloaded (file changed)'));
     await knock('beta', '127.0.0.51');
-    await waitFor('beta to open', () => output.includes('door opened door=beta src=127.0.0.51'));
+    await waitFor('beta to open', () => output().includes('door opened door=beta src=127.0.0.51'));
     expect(status().map((d: { door: string; src: string }) => `${d.door}<-${d.src}`).sort()).toEqual(['alpha<-127.0.0.50', 'beta<-127.0.0.51']);
   });
 
   it('rejects an invalid change with file, line and key, and keeps the last good config', async () => {
     fs.writeFileSync(file, head + door('alpha') + door('beta') + '    sequence_timeout: soon\n');
-    await waitFor('the rejection', () => output.includes('config not reloaded (file changed): keeping the last good one'));
-    await waitFor('the error line', () => output.includes(`${file}:15:`));
-    expect(output).toMatch(new RegExp(`${file}:15:\\d+: doors\\.beta\\.sequence_timeout: `));
+    await waitFor('the rejection', () => output().includes('config not reloaded (file changed): keeping the last good one'));
+    await waitFor('the error line', () => output().includes(`${file}:15:`));
+    expect(output()).toMatch(new RegExp(`${file}:15:\\d+: doors\\.beta\\.sequence_timeout: `));
     await knock('beta', '127.0.0.52');
-    await waitFor('beta to open still', () => output.includes('door opened door=beta src=127.0.0.52'));
-    daemon.kill('SIGHUP');
-    await waitFor('SIGHUP to reload (and reject) too', () => output.includes('config not reloaded (SIGHUP)'));
-    expect(daemon.exitCode).toBeNull();
+    await waitFor('beta to open still', () => output().includes('door opened door=beta src=127.0.0.52'));
+    daemon.child.kill('SIGHUP');
+    await waitFor('SIGHUP to reload (and reject) too', () => output().includes('config not reloaded (SIGHUP)'));
+    expect(daemon.child.exitCode).toBeNull();
     expect(status()).toHaveLength(3);
   });
 });

@@ -6,6 +6,7 @@
  * recorded as it is made and undone by destroy(), which tests call from afterAll/afterEach.
  */
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -280,18 +281,19 @@ export class Lab {
   }
 }
 
-/** A tumblerd running in the lab's server namespace, with its output kept for assertions. */
+/** A tumblerd running in the lab's server namespace (or on this host, without a lab), with its output kept for assertions. */
 export class Daemon {
   output = '';
   readonly child: ChildProcess;
 
   constructor(
-    readonly lab: Lab,
+    readonly lab: Lab | null,
     readonly configFile: string,
     extraArgs: string[] = [],
     env: NodeJS.ProcessEnv = process.env,
   ) {
-    this.child = lab.spawn(lab.srv, [process.execPath, TUMBLERD, '--config', configFile, '--log-level', 'debug', ...extraArgs], env);
+    const argv = [process.execPath, TUMBLERD, '--config', configFile, '--log-level', 'debug', ...extraArgs];
+    this.child = lab ? lab.spawn(lab.srv, argv, env) : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
   }
@@ -314,4 +316,12 @@ export class Daemon {
     this.child.kill(signal);
     return exited;
   }
+}
+
+/** Sends one UDP datagram to a port on 127.0.0.1 from a chosen loopback address. */
+export async function sendUdpFrom(from: string, port: number, payload: Buffer): Promise<void> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, from, () => r()));
+  await new Promise<void>((r) => s.send(payload, port, '127.0.0.1', () => r()));
+  s.close();
 }
