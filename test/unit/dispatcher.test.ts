@@ -96,3 +96,16 @@ describe('the door dispatcher', () => {
     expect(ran).toEqual(['fw close 192.0.2.1 gone', 'fw close 192.0.2.2 gone']);
   });
 });
+
+describe('running commands', () => {
+  it('kills a command that hangs and reports it, without a shell in between', async () => {
+    const { execRunner } = await import('../../src/doors/commandRunner');
+    const hung = await execRunner(['sleep', '5'], 200);
+    expect(hung).toMatchObject({ ok: false, timedOut: true, signal: 'SIGKILL' });
+    const literal = await execRunner(['echo', '$(id);', '`id`'], 1000);
+    expect(literal.stdout).toBe('$(id); `id`\n');
+    const missing = await execRunner(['/nonexistent/iptables'], 1000);
+    expect(missing.ok).toBe(false);
+    expect(missing.error).toMatch(/ENOENT/);
+  });
+});

@@ -126,3 +126,26 @@ describe('the journald source', () => {
     }
   });
 });
+
+describe('the kmsg source', () => {
+  it('skips records it read before a restart of its reader, counts the ones the kernel overwrote, and drops old ones', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tumbler-kmsg-'));
+    /* a stand-in device: cat reads it to the end and exits, as on EPIPE, and is started again */
+    const device = path.join(dir, 'kmsg');
+    fs.writeFileSync(device, '4,10,1000,-;old\n4,11,5000000,-;first\n SUBSYSTEM=net\n4,12,5000001,-;second\n4,15,5000002,-;after a gap\n');
+    const got: string[] = [];
+    const warnings: string[] = [];
+    const { KmsgSource } = await import('../../src/sources/kmsgSource');
+    const source = new KmsgSource(device, { line: (l) => got.push(l), info: () => undefined, warn: (m) => warnings.push(m) }, 2_000_000);
+    try {
+      source.start();
+      await waitFor('a restart of the reader', () => warnings.some((w) => w.includes('restarting')), 3000);
+      await new Promise((r) => setTimeout(r, 400));
+      expect(got).toEqual(['4,11,5000000,-;first', '4,12,5000001,-;second', '4,15,5000002,-;after a gap']);
+      expect(source.lost).toBe(2);
+    } finally {
+      source.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

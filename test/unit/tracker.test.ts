@@ -2,6 +2,7 @@ import { PacketEvent, TCP_FLAGS } from '../../src/netfilter/event';
 import { KnockDoor, KnockTracker } from '../../src/knock/tracker';
 import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../../src/knock/sequence';
 import { LogLineParser } from '../../src/netfilter/logLine';
+import { KnockPipeline } from '../../src/knock/pipeline';
 import { fixtureLines } from '../support/samples';
 
 const door = (name: string, seq: unknown, timeoutMs = 10_000, flags = DEFAULT_FLAGS): KnockDoor => ({
@@ -139,6 +140,16 @@ describe('the knock state machine', () => {
     run(t, [ev(1), ev(2)]);
     t.reconfigure([door('b', [1, 2, 4]), door('a', [1, 2, 9])]);
     expect(run(t, [ev(4)])).toEqual(['b<-192.0.2.7']);
+  });
+
+  it('does not act on packets logged before the staleness horizon (rsyslog replaying the ring buffer)', () => {
+    const parser = new LogLineParser({ prefixes: ['FWCAP: '] });
+    const lines = fixtureLines('rsyslog-rfc3339.log').slice(0, 3);
+    const pipeline = new KnockPipeline(new KnockTracker([door('ssh', [42, 196, 69])], 10));
+    const horizon = Date.parse('2026-11-24T05:52:16Z');
+    expect(lines.flatMap((l) => [...pipeline.feed(parser, l, horizon)])).toEqual([]);
+    expect(pipeline.counts).toMatchObject({ stale: 3, events: 0 });
+    expect(lines.flatMap((l) => [...pipeline.feed(parser, l, horizon - 60_000)])).toHaveLength(1);
   });
 
   it('replays a captured log: knock client sequences open their doors, scans do not', () => {
