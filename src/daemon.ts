@@ -167,6 +167,11 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       for (const p of problems) log.error(p);
       return;
     }
+    const wanted = selectFirewall(next, runner);
+    if (wanted?.name !== firewall?.name) {
+      log.error(`config not reloaded (${why}): it needs the firewall backend ${wanted?.name ?? 'none'} instead of ${firewall?.name ?? 'none'}; restart tumblerd for that`);
+      return;
+    }
     tracker.reconfigure(knockDoorsOf(next.doors));
     staleMs = longestTimeout(next);
     dispatcher.reconfigure(next.doors);

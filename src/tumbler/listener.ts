@@ -38,6 +38,9 @@ const MINUTE_MS = 60_000;
 
 export class TumblerListener {
   private sockets: dgram.Socket[] = [];
+  /* A captured knock re-sent in a loop must not fill the disk: one replay warning a second. */
+  private lastReplayWarning = 0;
+  private replaysUnreported = 0;
   private readonly expected = new Map<string, { minute: number; candidates: Candidate[] | null }>();
   readonly counts: ListenerCounts = { datagrams: 0, dropped: 0, unmatched: 0, replays: 0, accepted: 0 };
 
@@ -116,10 +119,17 @@ export class TumblerListener {
     const verdict = this.replay.claim(digest.toString('hex'), replayHorizon(match.minute), now);
     if (verdict !== 'fresh') {
       this.counts.replays++;
+      if (now - this.lastReplayWarning < 1000) {
+        this.replaysUnreported++;
+        return;
+      }
       this.hooks.warn(verdict === 'replay' ? 'Tumbler knock replayed: ignored' : 'replay cache full: Tumbler knock refused', {
         door: match.door,
         src: src.address,
+        ...(this.replaysUnreported ? { alsoSinceLastWarning: this.replaysUnreported } : {}),
       });
+      this.lastReplayWarning = now;
+      this.replaysUnreported = 0;
       return;
     }
     this.counts.accepted++;

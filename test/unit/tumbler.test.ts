@@ -87,6 +87,14 @@ describe('the Tumbler listener', () => {
     expect(l.counts).toMatchObject({ accepted: 1, replays: 2, unmatched: 1 });
   });
 
+  it('warns of replays at most once a second, however many come', () => {
+    const { l, logs } = listener();
+    const d = datagram('192.0.2.7');
+    for (let i = 0; i < 1000; i++) l.handle(d, '192.0.2.7');
+    expect(l.counts.replays).toBe(999);
+    expect(logs.filter((m) => m.includes('replayed'))).toHaveLength(1);
+  });
+
   it('hashes IPv6 sources in their canonical form and refuses v4-mapped ones', () => {
     const { l, opened } = listener();
     l.handle(datagram('fd00:203::2'), 'fd00:203:0:0:0:0:0:2');
