@@ -140,6 +140,13 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   });
   await listener.listen(config.tumbler.listen);
 
+  try {
+    if (config.doors.some((d) => d.secret) && (fs.statSync(options.configFile).mode & 0o004) !== 0) {
+      log.warn(`${options.configFile} holds door secrets and any user can read it: chmod 600 it, or use secret_file`);
+    }
+  } catch {
+    /* the config was read a moment ago; a stat that fails now changes nothing */
+  }
   log.info('tumblerd started', {
     config: options.configFile,
     sources: sources.map((s) => s.name).join(', ') || 'none',
