@@ -10,10 +10,3 @@ export function parseDuration(value: unknown): number {
   }
   throw new Error(`${JSON.stringify(value)} is not a duration (write 30s, 5m, 1h, or a number of seconds)`);
 }
-
-export function formatDuration(ms: number): string {
-  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
-}

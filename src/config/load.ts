@@ -59,7 +59,7 @@ interface RawConfig {
 }
 
 /** The schema ships beside the sample config; this file sits two folders down in src/ and dist/. */
-export const SCHEMA_FILE = path.join(__dirname, '..', '..', 'config', 'tumblerd.schema.json');
+const SCHEMA_FILE = path.join(__dirname, '..', '..', 'config', 'tumblerd.schema.json');
 const validateSchema = new Ajv({ allErrors: true, strict: false, verbose: true }).compile(JSON.parse(fs.readFileSync(SCHEMA_FILE, 'utf8')));
 
 function keyName(p: PathPart[]): string {
