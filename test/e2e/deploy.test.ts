@@ -1,0 +1,49 @@
+/** What ships for deployment: the systemd unit checks out with systemd's own verifier; the Dockerfile follows the README. */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT, TUMBLERD } from '../support/lab';
+
+const unitText = fs.readFileSync(path.join(ROOT, 'contrib', 'tumblerd.service'), 'utf8');
+const hasVerifier = spawnSync('systemd-analyze', ['--version']).status === 0;
+
+describe('deployment files', () => {
+  (hasVerifier ? it : it.skip)(`the systemd unit passes systemd-analyze verify${hasVerifier ? '' : ' (skipped: no systemd-analyze)'}`, () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tumbler-unit-'));
+    try {
+      /* the unit names the installed binary; point it at this build so the verifier can check it */
+      const unit = path.join(dir, 'tumblerd.service');
+      fs.writeFileSync(unit, unitText.replaceAll('/usr/bin/tumblerd', `${process.execPath} ${TUMBLERD}`));
+      const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
+      expect(r.stderr.trim()).toBe('');
+      expect(r.status).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the unit has the hardening the README promises', () => {
+    for (const line of [
+      'After=network-online.target',
+      'ProtectSystem=strict',
+      'ReadWritePaths=/var/lib/tumblerd',
+      'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_DAC_READ_SEARCH',
+      'NoNewPrivileges=yes',
+      'Restart=on-failure',
+    ]) {
+      expect(unitText).toContain(line);
+    }
+  });
+
+  it("the Dockerfile builds with the README's install steps and runs tumblerd on /etc/tumblerd.yaml", () => {
+    const docker = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    expect(docker).toMatch(/RUN npm ci/);
+    expect(docker).toMatch(/RUN npm run build/);
+    expect(docker).toMatch(/apt-get install .*iptables ipset nftables/);
+    expect(docker).toContain('CMD ["--config", "/etc/tumblerd.yaml"]');
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    expect(readme).toContain('-v /var/log:/var/log:ro');
+    expect(readme).toContain('--network host --cap-add NET_ADMIN');
+  });
+});
