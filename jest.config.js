@@ -4,5 +4,6 @@ module.exports = {
   roots: ['<rootDir>/test'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }] },
   testTimeout: 30000,
+  setupFiles: ['<rootDir>/test/support/env.js'],
   reporters: ['default', '<rootDir>/test/support/summaryReporter.js'],
 };

@@ -7,8 +7,8 @@ export function readSecret(prompt: string): Promise<string> {
     return new Promise((resolve) => {
       const rl = readline.createInterface({ input });
       rl.once('line', (line) => {
+        resolve(line); /* before close(), which emits 'close' at once */
         rl.close();
-        resolve(line);
       });
       rl.once('close', () => resolve(''));
     });

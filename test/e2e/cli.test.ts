@@ -1,10 +1,12 @@
 /** The commands as a sysadmin types them: tumblerd scan, --check, convert, and the client's errors. */
 import { spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TUMBLER, TUMBLERD } from '../support/lab';
+import { TUMBLER, TUMBLERD, waitFor } from '../support/lab';
 import { FIXTURES } from '../support/samples';
+import { formatDatagram, knockDigest } from '../../src/tumbler/protocol';
 
 const run = (cli: string, ...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
 
@@ -66,6 +68,47 @@ describe('the command line', () => {
     const out = path.join(dir, 'converted.yaml');
     fs.writeFileSync(out, run(TUMBLERD, 'convert', path.join(FIXTURES, 'legacy', 'knockd.conf')).stdout);
     expect(run(TUMBLERD, '--check', '-c', out).stdout).toContain('OK: 3 door(s)');
+  });
+
+  it('tumbler --open reads the secret from piped input and hashes the address it sends from', async () => {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const got = new Promise<{ msg: Buffer; from: string }>((r) => sock.once('message', (msg, rinfo) => r({ msg, from: rinfo.address })));
+    const before = Date.now();
+    let received: { msg: Buffer; from: string };
+    try {
+      const r = spawnSync(process.execPath, [TUMBLER, '--open', `tumbler://127.0.0.1:${sock.address().port}/`], { input: 'pa ss\n', encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      received = await got;
+    } finally {
+      sock.close();
+    }
+    const { msg, from } = received;
+    const expected = [before, Date.now()].map((t) => formatDatagram(knockDigest(t, from, 'pa ss')));
+    expect(expected).toContain(msg.toString());
+  });
+
+  const hasTmux = spawnSync('tmux', ['-V']).status === 0;
+  (hasTmux ? it : it.skip)(`tumbler --open asks for the secret on a terminal without echoing it${hasTmux ? '' : ' (skipped: no tmux)'}`, async () => {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const got = new Promise<Buffer>((r) => sock.once('message', (msg) => r(msg)));
+    const session = `tumbler-prompt-${process.pid}`;
+    const pane = () => spawnSync('tmux', ['capture-pane', '-p', '-t', session], { encoding: 'utf8' }).stdout;
+    try {
+      spawnSync('tmux', ['new-session', '-d', '-s', session, '-x', '120', '-y', '10',
+        `${process.execPath} ${TUMBLER} --open tumbler://127.0.0.1:${sock.address().port}/; sleep 30`]);
+      await waitFor('the prompt', () => pane().includes('secret for 127.0.0.1:'), 5000);
+      spawnSync('tmux', ['send-keys', '-t', session, 'hunter2', 'Enter']);
+      const msg = await got;
+      await waitFor('the client to finish', () => pane().includes('knocked on 127.0.0.1'), 5000);
+      expect(pane()).not.toContain('hunter2');
+      expect([Date.now() - 60_000, Date.now()].map((t) => formatDatagram(knockDigest(t, '127.0.0.1', 'hunter2')))).toContain(msg.toString());
+    } finally {
+      spawnSync('tmux', ['kill-session', '-t', session]);
+      sock.close();
+    }
   });
 
   it('tumbler knock exits non-zero when the host does not resolve, and both commands have --help', () => {
