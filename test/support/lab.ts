@@ -73,7 +73,8 @@ export class Lab {
   /** Third octet of 10.x.y.0/24 and of fd00:x::/64, unique per lab in this process. */
   readonly net: number;
   readonly prefix: string;
-  readonly dir: string;
+  /** Made by up(), removed by destroy(). */
+  dir = '';
   private readonly procs: ChildProcess[] = [];
   private rsyslogPid: number | null = null;
   private nfLogAllNetnsWas: string | null = null;
@@ -85,7 +86,6 @@ export class Lab {
     this.cli = `tbc${this.id}`;
     this.net = 100 + ((process.pid + labCount) % 150);
     this.prefix = `TB${this.id}: `;
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tumbler-lab-'));
   }
 
   get serverDev(): string {
@@ -137,6 +137,7 @@ export class Lab {
 
   /** Builds the two hosts and the server's firewall. */
   up(): this {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tumbler-lab-'));
     this.nfLogAllNetnsWas = fs.readFileSync('/proc/sys/net/netfilter/nf_log_all_netns', 'utf8').trim();
     /* LOG rules in a namespace other than the first log nothing without this */
     fs.writeFileSync('/proc/sys/net/netfilter/nf_log_all_netns', '1');
@@ -277,7 +278,7 @@ export class Lab {
       fs.writeFileSync('/proc/sys/net/netfilter/nf_log_all_netns', this.nfLogAllNetnsWas);
       this.nfLogAllNetnsWas = null;
     }
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
