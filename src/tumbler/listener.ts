@@ -31,7 +31,8 @@ const MAX_DATAGRAM = 76;
 /**
  * Sources whose expected digests are kept for the current minute. Junk from a few sources then
  * costs comparisons instead of (2 × skew + 1) × doors hashes a datagram; junk from ever new
- * sources costs the hashes, and the table stays this size. 4096 × 48 digests is about 8 MB.
+ * sources costs the hashes (such a source is cached only from its second datagram in a minute),
+ * and the table stays this size: 4096 × 48 digests is about 8 MB.
  */
 const DIGEST_CACHE_SOURCES = 4096;
 const MINUTE_MS = 60_000;
