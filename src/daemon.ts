@@ -14,7 +14,7 @@ import { DoorDispatcher } from './doors/dispatcher';
 import { StateStore } from './doors/stateStore';
 import { startControlServer } from './control/server';
 import { selectFirewall } from './firewall/select';
-import { createLogger } from './logger';
+import { createLogger, fileTransport } from './logger';
 import { KnockPipeline } from './knock/pipeline';
 import { KnockTracker, knockDoorsOf } from './knock/tracker';
 import { LogLineParser } from './netfilter/logLine';
@@ -199,7 +199,11 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   watcher.on('add', () => void reload('file replaced'));
 
   process.on('SIGHUP', () => {
-    for (const t of log.transports) if (t instanceof winston.transports.File) log.remove(t).add(new winston.transports.File({ filename: config.log.file! }));
+    for (const t of log.transports) {
+      if (t instanceof winston.transports.File) {
+        log.remove(t).add(fileTransport(config.log.file!));
+      }
+    }
     void reload('SIGHUP');
   });
 

@@ -10,12 +10,21 @@ const text = winston.format.printf(({ timestamp, level, message, ...meta }) => {
   return `${timestamp} ${level}: ${message}${details ? ' ' + details : ''}`;
 });
 
+/* a crash is logged where the sysadmin looks, then the process exits for systemd to restart it;
+ * the state file lets the next start close what this one opened */
+const ALWAYS = { handleExceptions: true, handleRejections: true };
+
+/** The log file, opened anew (after logrotate moved it: SIGHUP). */
+export function fileTransport(file: string): winston.transport {
+  return new winston.transports.File({ filename: file, ...ALWAYS });
+}
+
 export function createLogger(log: TumblerdConfig['log'], levelOverride?: string): winston.Logger {
   const format = winston.format.combine(
     winston.format.timestamp(),
     log.format === 'json' ? winston.format.json() : text,
   );
-  const transports: winston.transport[] = [new winston.transports.Console({ stderrLevels: ['error', 'warn'] })];
-  if (log.file) transports.push(new winston.transports.File({ filename: log.file }));
-  return winston.createLogger({ level: levelOverride ?? log.level, format, transports });
+  const transports: winston.transport[] = [new winston.transports.Console({ stderrLevels: ['error', 'warn'], ...ALWAYS })];
+  if (log.file) transports.push(fileTransport(log.file));
+  return winston.createLogger({ level: levelOverride ?? log.level, format, transports, exitOnError: true });
 }
