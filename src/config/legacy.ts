@@ -5,6 +5,7 @@
  * variants). Each becomes the equivalent tumblerd YAML, with a comment on whatever has none.
  */
 import { Document, YAMLMap } from 'yaml';
+import { splitCommand } from '../doors/commandTemplate';
 
 interface IniSection {
   name: string;
@@ -48,11 +49,17 @@ export function detectLegacy(text: string): LegacyKind | null {
 
 const doorName = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64) || 'door';
 
-const SHELL_SYNTAX = /[|&;<>()$`]/;
-
-/** A legacy command ran through /bin/sh; tumblerd runs argv. Shell syntax keeps a shell, said so. */
+/**
+ * A legacy command ran through /bin/sh; tumblerd runs argv. One that tumblerd's own splitter
+ * refuses (shell syntax) keeps a shell, and the note says so.
+ */
 function command(value: string, notes: string[], where: string): string {
-  if (!SHELL_SYNTAX.test(value)) return value;
+  try {
+    splitCommand(value);
+    return value;
+  } catch {
+    /* wrapped below */
+  }
   notes.push(`${where}: the command uses shell syntax, so it runs under /bin/sh -c here; %IP% is always a plain address`);
   return `/bin/sh -c '${value.replace(/'/g, `'\\''`)}'`;
 }
