@@ -28,6 +28,8 @@ export interface SavedDoor extends OpenDoor {
   close: string[][];
   allow: AllowRule[];
   commandTimeoutMs: number;
+  /** How long a knock keeps it open: a knock after a restart extends it as before. */
+  closeAfterMs: number | null;
 }
 
 export interface DispatcherLog {
@@ -38,7 +40,6 @@ export interface DispatcherLog {
 
 interface Entry extends SavedDoor {
   timer: NodeJS.Timeout | null;
-  closeAfterMs: number | null;
   closing: Promise<void> | null;
   failedCloses: number;
 }
@@ -46,6 +47,9 @@ interface Entry extends SavedDoor {
 const MAX_RETRY_MS = 60_000;
 
 const keyOf = (door: string, src: string) => `${door}\0${src}`;
+
+/** The IPv6 variant of a door's commands where it has one (knockd's `_6`), else the common ones. */
+const forFamily = <T>(family: Family, v6: T[], common: T[]): T[] => (family === 6 && v6.length ? v6 : common);
 
 export class DoorDispatcher {
   private doors = new Map<string, DoorConfig>();
@@ -74,9 +78,7 @@ export class DoorDispatcher {
   }
 
   snapshot(): SavedDoor[] {
-    return [...this.open.values()].map(({ door, src, family, via, openedAt, closesAt, close, allow, commandTimeoutMs }) => ({
-      door, src, family, via, openedAt, closesAt, close, allow, commandTimeoutMs,
-    }));
+    return [...this.open.values()].map(({ timer: _t, closing: _c, failedCloses: _f, ...saved }) => saved);
   }
 
   /**
@@ -87,7 +89,7 @@ export class DoorDispatcher {
     const now = this.now();
     const due: Entry[] = [];
     for (const s of saved) {
-      const entry: Entry = { ...s, allow: s.allow ?? [], timer: null, closeAfterMs: null, closing: null, failedCloses: 0 };
+      const entry: Entry = { ...s, timer: null, closing: null, failedCloses: 0 };
       this.open.set(keyOf(s.door, s.src), entry);
       if (s.closesAt === null) continue;
       if (s.closesAt <= now) due.push(entry);
@@ -122,10 +124,9 @@ export class DoorDispatcher {
       existing = this.open.get(key);
     }
     if (existing) {
-      this.extend(existing, door, via);
+      this.extend(existing, via);
       return;
     }
-    const closeTemplates = family === 6 && door.close6.length ? door.close6 : door.close;
     const entry: Entry = {
       door: name,
       src,
@@ -133,11 +134,11 @@ export class DoorDispatcher {
       via,
       openedAt: this.now(),
       closesAt: null,
-      close: closeTemplates.map((t) => expandCommand(t, { ip: src, name })),
+      close: forFamily(family, door.close6, door.close).map((t) => expandCommand(t, { ip: src, name })),
       allow: door.allow,
       commandTimeoutMs: door.commandTimeoutMs,
-      timer: null,
       closeAfterMs: door.closeAfterMs,
+      timer: null,
       closing: null,
       failedCloses: 0,
     };
@@ -154,8 +155,8 @@ export class DoorDispatcher {
         this.log.error('open failed: could not add the firewall entries', { door: name, src, error: (err as Error).message });
       }
     }
-    const openTemplates = family === 6 && door.open6.length ? door.open6 : door.open;
-    await this.runAll(openTemplates.map((t) => expandCommand(t, { ip: src, name })), door.commandTimeoutMs, name, src, 'open');
+    const open = forFamily(family, door.open6, door.open).map((t) => expandCommand(t, { ip: src, name }));
+    await this.runAll(open, door.commandTimeoutMs, name, src, 'open');
     if (entry.closesAt === null && !entry.closing) {
       this.open.delete(key);
       this.persist();
@@ -175,12 +176,13 @@ export class DoorDispatcher {
     await Promise.all([...this.open.values()].map((e) => this.close(e, reason, false)));
   }
 
-  private extend(entry: Entry, door: DoorConfig, via: KnockKind): void {
+  /* with the close_after the door opened with, like the timer, whatever a reload changed since */
+  private extend(entry: Entry, via: KnockKind): void {
     this.schedule(entry);
     this.persist();
     this.log.info('door already open: extended', { door: entry.door, src: entry.src, via, closesAt: iso(entry.closesAt) });
-    if (entry.allow.length > 0 && this.firewall && door.closeAfterMs !== null) {
-      this.firewall.allow(entry.src, entry.family, entry.allow, door.closeAfterMs / 1000).catch((err: Error) =>
+    if (entry.allow.length > 0 && this.firewall && entry.closeAfterMs !== null) {
+      this.firewall.allow(entry.src, entry.family, entry.allow, entry.closeAfterMs / 1000).catch((err: Error) =>
         this.log.error('could not renew the firewall entries', { door: entry.door, src: entry.src, error: err.message }),
       );
     }

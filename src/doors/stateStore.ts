@@ -26,6 +26,7 @@ function isSavedDoor(d: unknown): d is SavedDoor {
     typeof o.openedAt === 'number' &&
     (o.closesAt === null || typeof o.closesAt === 'number') &&
     typeof o.commandTimeoutMs === 'number' &&
+    (o.closeAfterMs === null || typeof o.closeAfterMs === 'number') &&
     Array.isArray(o.allow) &&
     o.allow.every((r) => (r?.proto === 'tcp' || r?.proto === 'udp') && Number.isInteger(r.port) && r.port > 0 && r.port < 65536) &&
     Array.isArray(o.close) && o.close.every((c) => Array.isArray(c) && c.length > 0 && c.every((w) => typeof w === 'string'))

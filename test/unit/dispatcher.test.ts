@@ -86,7 +86,7 @@ describe('the door dispatcher', () => {
 
   it('closes what a previous run left: overdue at once, the rest on time, with the saved commands', async () => {
     const d = new DoorDispatcher([], runner, log);
-    const saved = { door: 'gone', family: 4 as const, via: 'sequence' as const, openedAt: 0, allow: [], commandTimeoutMs: 1000 };
+    const saved = { door: 'gone', family: 4 as const, via: 'sequence' as const, openedAt: 0, allow: [], commandTimeoutMs: 1000, closeAfterMs: 3000 };
     await d.restore([
       { ...saved, src: '192.0.2.1', closesAt: 999_000, close: [['fw', 'close', '192.0.2.1', 'gone']] },
       { ...saved, src: '192.0.2.2', closesAt: 1_003_000, close: [['fw', 'close', '192.0.2.2', 'gone']] },
