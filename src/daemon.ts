@@ -13,7 +13,7 @@ import { formatCommand } from './doors/commandTemplate';
 import { DoorDispatcher } from './doors/dispatcher';
 import { StateStore } from './doors/stateStore';
 import { startControlServer } from './control/server';
-import { selectFirewall } from './firewall/select';
+import { createFirewall, firewallKind } from './firewall/select';
 import { createLogger, fileTransport } from './logger';
 import { KnockPipeline } from './knock/pipeline';
 import { KnockTracker, knockDoorsOf } from './knock/tracker';
@@ -36,10 +36,6 @@ const STATS_EVERY_MS = 60_000;
 
 function secretDoors(config: TumblerdConfig) {
   return config.doors.flatMap((d) => (d.secret ? [{ name: d.name, secret: d.secret }] : []));
-}
-
-function longestTimeout(config: TumblerdConfig): number {
-  return Math.max(0, ...config.doors.map((d) => (d.sequence ? d.sequenceTimeoutMs : 0)));
 }
 
 /**
@@ -84,7 +80,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   const runner = options.dryRun
     ? dryRunner((argv) => log.info('dry run: would run', { command: formatCommand(argv) }))
     : execRunner;
-  const firewall = selectFirewall(config, runner);
+  const kind = firewallKind(config);
+  const firewall = kind && createFirewall(kind, config, runner);
   if (firewall) {
     await firewall.setup();
     log.info(`firewall backend ${firewall.name} ready`);
@@ -97,10 +94,9 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     log.debug('knock progress', { door, src, step: `${step}/${of}` }),
   );
   const pipeline = new KnockPipeline(tracker);
-  let staleMs = longestTimeout(config);
 
   const onLine = (parser: LogLineParser) => (line: string) => {
-    for (const c of pipeline.feed(parser, line, Date.now() - staleMs)) {
+    for (const c of pipeline.feed(parser, line, Date.now() - tracker.horizonMs)) {
       log.info('knock sequence completed', { door: c.door, src: c.src, seconds: (c.time - c.startedAt) / 1000 });
       void dispatcher.openDoor(c.door, c.src, c.family, 'sequence');
     }
@@ -174,13 +170,12 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       for (const p of problems) log.error(p);
       return;
     }
-    const wanted = selectFirewall(next, runner);
-    if (wanted?.name !== firewall?.name) {
-      log.error(`config not reloaded (${why}): it needs the firewall backend ${wanted?.name ?? 'none'} instead of ${firewall?.name ?? 'none'}; restart tumblerd for that`);
+    const wanted = firewallKind(next);
+    if (wanted !== kind) {
+      log.error(`config not reloaded (${why}): it needs the firewall backend ${wanted ?? 'none'} instead of ${kind ?? 'none'}; restart tumblerd for that`);
       return;
     }
     tracker.reconfigure(knockDoorsOf(next.doors));
-    staleMs = longestTimeout(next);
     dispatcher.reconfigure(next.doors);
     listener.reconfigure(secretDoors(next), next.tumbler.skewMinutes);
     if (JSON.stringify(next.sources) !== JSON.stringify(config.sources)) {

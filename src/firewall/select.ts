@@ -10,9 +10,14 @@ function has(cmd: string): boolean {
   return spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
-/** null when no door uses `allow:`: then tumbler never touches the firewall itself. */
-export function selectFirewall(config: TumblerdConfig, run: CommandRunner): FirewallBackend | null {
+export type FirewallKind = 'iptables' | 'nftables';
+
+/** The backend a config needs; null when no door uses `allow:`: then tumbler never touches the firewall itself. */
+export function firewallKind(config: TumblerdConfig): FirewallKind | null {
   if (!config.doors.some((d) => d.allow.length > 0)) return null;
-  const kind = config.firewall ?? (has('ipset') && has('iptables') ? 'iptables' : 'nftables');
+  return config.firewall ?? (has('ipset') && has('iptables') ? 'iptables' : 'nftables');
+}
+
+export function createFirewall(kind: FirewallKind, config: TumblerdConfig, run: CommandRunner): FirewallBackend {
   return kind === 'iptables' ? new IptablesBackend(run) : new NftablesBackend(run, config.nftables);
 }

@@ -148,6 +148,11 @@ export class KnockTracker {
     }
   }
 
+  /** The longest sequence timeout: a packet logged longer ago than this can no longer complete a knock. */
+  get horizonMs(): number {
+    return this.longestTimeout;
+  }
+
   stats(): TrackerStats {
     return { tracked: this.sources.size, ...this.counters };
   }
