@@ -17,7 +17,7 @@ import { createFirewall, firewallKind } from './firewall/select';
 import { createLogger, fileTransport } from './logger';
 import { KnockPipeline } from './knock/pipeline';
 import { KnockTracker, knockDoorsOf } from './knock/tracker';
-import { LogLineParser } from './netfilter/logLine';
+import { LogLineParser, isSyslogKernelLine } from './netfilter/logLine';
 import { FileSource } from './sources/fileSource';
 import { JournaldSource } from './sources/journaldSource';
 import { KmsgSource, uptimeUsec } from './sources/kmsgSource';
@@ -53,7 +53,7 @@ function mixesFacilities(file: string): boolean {
         .toString('utf8')
         .split('\n')
         .slice(1)
-        .some((l) => l.length > 0 && !/^\S+(?: +\S+){0,2} \S+ kernel: /.test(l));
+        .some((l) => l.length > 0 && !isSyslogKernelLine(l));
     } finally {
       fs.closeSync(fd);
     }

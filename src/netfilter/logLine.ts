@@ -84,6 +84,37 @@ function parseFlags(msg: string, from: number): number | null {
   return flags;
 }
 
+/** Where the kernel message begins, after `host kernel: ` and the optional `[ uptime]`; -1 if not a kernel line. */
+function kernelMessageStart(line: string, hostAt: number): number {
+  if (hostAt < 0) return -1;
+  const hostEnd = line.indexOf(' ', hostAt);
+  if (hostEnd <= hostAt || hostEnd - hostAt > 255) return -1;
+  if (!line.startsWith(KERNEL_TAG, hostEnd + 1)) return -1;
+  let at = hostEnd + 1 + KERNEL_TAG.length;
+  if (line.charCodeAt(at) === 91 /* [ */) {
+    const close = line.indexOf('] ', at);
+    if (close < 0 || close - at > 20) return -1;
+    at = close + 2;
+  }
+  return at;
+}
+
+const isRfc3339Line = (line: string) => isDigit(line.charCodeAt(0)) && line.charCodeAt(4) === 45; /* 2026- */
+
+/** Where the host name starts in a syslog line (`Nov 24 00:17:59 host` or `2026-11-24T00:17:59Z host`), or -1. */
+function syslogHostAt(line: string): number {
+  if (isRfc3339Line(line)) {
+    const space = line.indexOf(' ');
+    return space >= 20 && space <= 40 ? space + 1 : -1;
+  }
+  return line.length >= 16 && line.charCodeAt(15) === 32 ? 16 : -1;
+}
+
+/** Is this a syslog line written with the kernel's tag (by the kernel, or by someone forging it)? */
+export function isSyslogKernelLine(line: string): boolean {
+  return kernelMessageStart(line, syslogHostAt(line)) >= 0;
+}
+
 export class LogLineParser {
   private readonly prefixes: { configured: string; bare: string }[];
   private readonly bootTimeMs: number;
@@ -102,17 +133,14 @@ export class LogLineParser {
     if (line.length === 0) return 'other';
     const c0 = line.charCodeAt(0);
     if (c0 === 123 /* { */) return this.parseJournalJson(line);
-    if (isDigit(c0)) {
-      if (line.charCodeAt(4) === 45 /* - */) return this.parseRfc3339(line);
-      return this.parseKmsg(line);
-    }
+    if (isRfc3339Line(line)) return this.parseRfc3339(line);
+    if (isDigit(c0)) return this.parseKmsg(line);
     return this.parseTraditional(line);
   }
 
   /** `Nov 24 00:17:59 host kernel: [  325.48] MSG` */
   private parseTraditional(line: string): PacketEvent | LineVerdict {
-    if (line.length < 16 || line.charCodeAt(15) !== 32) return 'other';
-    const msgAt = this.kernelMessageStart(line, 16);
+    const msgAt = kernelMessageStart(line, syslogHostAt(line));
     if (msgAt < 0) return 'other';
     const stamp = line.slice(0, 15);
     let time: number;
@@ -130,11 +158,10 @@ export class LogLineParser {
 
   /** `2026-11-24T00:17:59.282475+00:00 host kernel: MSG` */
   private parseRfc3339(line: string): PacketEvent | LineVerdict {
-    const space = line.indexOf(' ');
-    if (space < 20 || space > 40) return 'other';
-    const msgAt = this.kernelMessageStart(line, space + 1);
+    const hostAt = syslogHostAt(line);
+    const msgAt = kernelMessageStart(line, hostAt);
     if (msgAt < 0) return 'other';
-    const time = this.rfc3339Time(line, space);
+    const time = this.rfc3339Time(line, hostAt - 1);
     return time === null ? 'other' : this.parseMessage(line, msgAt, time);
   }
 
@@ -202,19 +229,6 @@ export class LogLineParser {
     return this.parseMessage(message, 0, Math.floor(usec / 1000));
   }
 
-  /** Where the kernel message begins, after `host kernel: ` and the optional `[ uptime]`. */
-  private kernelMessageStart(line: string, hostAt: number): number {
-    const hostEnd = line.indexOf(' ', hostAt);
-    if (hostEnd <= hostAt || hostEnd - hostAt > 255) return -1;
-    if (!line.startsWith(KERNEL_TAG, hostEnd + 1)) return -1;
-    let at = hostEnd + 1 + KERNEL_TAG.length;
-    if (line.charCodeAt(at) === 91 /* [ */) {
-      const close = line.indexOf('] ', at);
-      if (close < 0 || close - at > 20) return -1;
-      at = close + 2;
-    }
-    return at;
-  }
 
   private traditionalTime(stamp: string): number | null {
     const month = MONTHS[stamp.slice(0, 3)];
