@@ -35,10 +35,11 @@ export function parseTumblerUrl(text: string): Target {
   return { host, port, secret: url.username ? decodeURIComponent(url.username) : null };
 }
 
-async function resolve(host: string, family?: 4 | 6): Promise<{ address: string; family: 4 | 6 }> {
+/** `family` as the --family option gives it. */
+async function resolve(host: string, family?: '4' | '6'): Promise<{ address: string; family: 4 | 6 }> {
   if (net.isIP(host)) return { address: host, family: net.isIP(host) as 4 | 6 };
   try {
-    const r = await dns.lookup(host, family ? { family } : {});
+    const r = await dns.lookup(host, family ? { family: Number(family) } : {});
     return { address: r.address, family: r.family as 4 | 6 };
   } catch (err) {
     throw new UsageError(`cannot resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
@@ -88,7 +89,7 @@ interface OpenOptions {
 
 async function openDoor(urlText: string, opts: OpenOptions): Promise<void> {
   const target = parseTumblerUrl(urlText);
-  const to = await resolve(target.host, opts.family ? (Number(opts.family) as 4 | 6) : undefined);
+  const to = await resolve(target.host, opts.family);
   let secret = target.secret;
   if (!secret && opts.secretFile) secret = fs.readFileSync(opts.secretFile, 'utf8').split('\n')[0];
   if (!secret && process.env.TUMBLER_SECRET) secret = process.env.TUMBLER_SECRET;
@@ -123,7 +124,7 @@ async function classicKnock(host: string, ports: string[], opts: { delay: string
   }
   const delay = Number(opts.delay);
   if (!(delay >= 0)) throw new UsageError(`--delay ${opts.delay}: not a number of milliseconds`);
-  const to = await resolve(host, opts.family ? (Number(opts.family) as 4 | 6) : undefined);
+  const to = await resolve(host, opts.family);
   for (const [i, k] of knocks.entries()) {
     if (k.proto === 'udp') {
       const s = dgram.createSocket(to.family === 6 ? 'udp6' : 'udp4');
@@ -142,14 +143,21 @@ async function classicKnock(host: string, ports: string[], opts: { delay: string
 
 const familyOption = () => new Option('-f, --family <n>', 'use IPv4 or IPv6 when the host has both').choices(['4', '6']);
 
-const program = new Command('tumbler')
-  .description('Knock on a tumblerd door: a Tumbler single-packet knock, or a classic port sequence')
-  .enablePositionalOptions()
-  .option('-o, --open <url>', 'send a Tumbler knock to tumbler://[secret@]host[:port]/ (same as "tumbler open URL")')
-  .option('--secret-file <file>', 'read the secret from the first line of a file')
-  .option('--from <ip>', 'the address the server sees you as, when it is not this host\'s own (NAT)')
-  .option('--at <time>', 'knock for another time (ISO 8601), to test clock skew')
-  .addOption(familyOption())
+/** The options of a Tumbler knock, for `tumbler --open URL` and `tumbler open URL` alike. */
+function withOpenOptions(cmd: Command): Command {
+  return cmd
+    .option('--secret-file <file>', 'read the secret from the first line of a file')
+    .option('--from <ip>', 'the address the server sees you as, when it is not this host\'s own (NAT)')
+    .option('--at <time>', 'knock for another time (ISO 8601), to test clock skew')
+    .addOption(familyOption());
+}
+
+const program = withOpenOptions(
+  new Command('tumbler')
+    .description('Knock on a tumblerd door: a Tumbler single-packet knock, or a classic port sequence')
+    .enablePositionalOptions()
+    .option('-o, --open <url>', 'send a Tumbler knock to tumbler://[secret@]host[:port]/ (same as "tumbler open URL")'),
+)
   .addHelpText('after', '\nThe secret comes from the URL, --secret-file, $TUMBLER_SECRET, or a prompt that does not echo.')
   .action(async (opts: OpenOptions & { open?: string }) => {
     if (!opts.open) {
@@ -159,14 +167,7 @@ const program = new Command('tumbler')
     await openDoor(opts.open, opts);
   });
 
-program
-  .command('open')
-  .description('send a Tumbler knock')
-  .argument('<url>', 'tumbler://[secret@]host[:port]/')
-  .option('--secret-file <file>', 'read the secret from the first line of a file')
-  .option('--from <ip>', 'the address the server sees you as (NAT)')
-  .option('--at <time>', 'knock for another time (ISO 8601), to test clock skew')
-  .addOption(familyOption())
+withOpenOptions(program.command('open').description('send a Tumbler knock').argument('<url>', 'tumbler://[secret@]host[:port]/'))
   .action((url: string, opts: OpenOptions) => openDoor(url, opts));
 
 program
