@@ -1,5 +1,6 @@
 /** What tumbler asks of a firewall when a door says `allow:` instead of running commands. */
 import { AllowRule } from '../config/types';
+import { CommandResult } from '../doors/commandRunner';
 import { Family } from '../netfilter/address';
 
 export interface AllowedEntry {
@@ -28,5 +29,10 @@ export interface FirewallBackend {
 export class FirewallError extends Error {
   constructor(readonly command: string, readonly stderr: string) {
     super(`${command}: ${stderr || 'failed'}`);
+  }
+
+  /** For a command that failed: what it said, or how it ended. */
+  static of(command: string, r: CommandResult): FirewallError {
+    return new FirewallError(command, r.stderr || r.error || `exit ${r.code ?? r.signal}`);
   }
 }

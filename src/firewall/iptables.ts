@@ -29,7 +29,7 @@ export class IptablesBackend implements FirewallBackend {
 
   private async exec(argv: string[], input?: string): Promise<void> {
     const r = await this.run(argv, TIMEOUT_MS, input);
-    if (!r.ok) throw new FirewallError(formatCommand(argv), r.stderr || r.error || `exit ${r.code ?? r.signal}`);
+    if (!r.ok) throw FirewallError.of(formatCommand(argv), r);
   }
 
   private async succeeds(argv: string[]): Promise<boolean> {
@@ -79,7 +79,7 @@ export class IptablesBackend implements FirewallBackend {
     for (const family of [4, 6] as Family[]) {
       const argv = ['ipset', 'list', setName(family), '-output', 'save'];
       const r = await this.run(argv, TIMEOUT_MS);
-      if (!r.ok) throw new FirewallError(formatCommand(argv), r.stderr || r.error || `exit ${r.code}`);
+      if (!r.ok) throw FirewallError.of(formatCommand(argv), r);
       for (const line of r.stdout.split('\n')) {
         const m = /^add \S+ (\S+),(tcp|udp):(\d+)/.exec(line);
         const src = m && canonicalSource(m[1]);

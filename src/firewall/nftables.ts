@@ -36,7 +36,7 @@ export class NftablesBackend implements FirewallBackend {
 
   private async nft(script: string): Promise<void> {
     const r = await this.run(['nft', '-f', '-'], TIMEOUT_MS, script);
-    if (!r.ok) throw new FirewallError(`nft -f - <<< ${script.trim().split('\n')[0]}`, r.stderr || r.error || `exit ${r.code}`);
+    if (!r.ok) throw FirewallError.of(`nft -f - <<< ${script.trim().split('\n')[0]}`, r);
   }
 
   private async output(args: string[]): Promise<string | null> {
@@ -91,7 +91,7 @@ export class NftablesBackend implements FirewallBackend {
     const out: AllowedEntry[] = [];
     for (const family of [4, 6] as Family[]) {
       const r = await this.run(['nft', '-j', 'list', 'set', ...this.table.split(' '), setName(family)], TIMEOUT_MS);
-      if (!r.ok) throw new FirewallError(`nft -j list set ${this.table} ${setName(family)}`, r.stderr || r.error || `exit ${r.code}`);
+      if (!r.ok) throw FirewallError.of(`nft -j list set ${this.table} ${setName(family)}`, r);
       for (const item of JSON.parse(r.stdout).nftables ?? []) {
         for (const el of item.set?.elem ?? []) {
           const concat = (el.elem?.val ?? el)?.concat;

@@ -24,7 +24,7 @@ export class FileSource implements LineSource {
   private watcher: fs.FSWatcher | null = null;
   private timer: NodeJS.Timeout | null = null;
   private scheduled = false;
-  private missingSince: number | null = null;
+  private missing = false;
   private readonly buf = Buffer.allocUnsafe(READ_CHUNK);
 
   constructor(
@@ -95,8 +95,8 @@ export class FileSource implements LineSource {
 
   private noteMissing(err: NodeJS.ErrnoException): void {
     if (err.code !== 'ENOENT') throw err;
-    if (this.missingSince === null) {
-      this.missingSince = Date.now();
+    if (!this.missing) {
+      this.missing = true;
       this.hooks.warn(`${this.file} does not exist (yet): waiting for it`);
     }
   }
@@ -135,9 +135,9 @@ export class FileSource implements LineSource {
       this.noteMissing(err as NodeJS.ErrnoException); /* renamed away: keep the old inode open */
       return;
     }
-    if (this.missingSince !== null) {
+    if (this.missing) {
       this.hooks.info(`${this.file} is back`);
-      this.missingSince = null;
+      this.missing = false;
     }
     if (this.fd === null) {
       this.openAt(0); /* created after we started: all of it is new */
