@@ -109,6 +109,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       const parser = new LogLineParser({ prefixes: s.prefixes, bootTimeMs });
       const hooks: SourceHooks = {
         line: onLine(parser),
+        overlong: () => pipeline.skipOverlong(),
         info: (m) => log.info(m),
         warn: (m) => log.warn(m),
       };
@@ -153,7 +154,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
 
   let lastMalformed = 0;
   const stats = setInterval(() => {
-    const bad = pipeline.counts.malformed;
+    const bad = pipeline.counts.malformed + pipeline.counts.overlong;
     if (bad !== lastMalformed) log.warn('malformed netfilter lines skipped', { new: bad - lastMalformed, total: bad });
     lastMalformed = bad;
     log.debug('counters', { ...pipeline.counts, ...tracker.stats(), ...listener.counts });

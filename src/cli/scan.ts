@@ -14,7 +14,7 @@ import { LineSplitter } from '../sources/lineSplitter';
 export interface ScanReport {
   files: string[];
   opened: Completion[];
-  counts: LineCounts & { overlong: number; doorsOpened: number };
+  counts: LineCounts & { doorsOpened: number };
 }
 
 async function feedFile(file: string, splitter: LineSplitter): Promise<void> {
@@ -33,12 +33,15 @@ export async function scanLogs(config: TumblerdConfig, files: string[]): Promise
   const parser = new LogLineParser({ prefixes, bootTimeMs });
   const pipeline = new KnockPipeline(new KnockTracker(knockDoorsOf(config.doors), config.maxSources));
   const opened: Completion[] = [];
-  const splitter = new LineSplitter((line) => {
-    const done = pipeline.feed(parser, line);
-    if (done.length > 0) opened.push(...done);
-  });
+  const splitter = new LineSplitter(
+    (line) => {
+      const done = pipeline.feed(parser, line);
+      if (done.length > 0) opened.push(...done);
+    },
+    () => pipeline.skipOverlong(),
+  );
   for (const file of files) await feedFile(file, splitter);
-  return { files, opened, counts: { ...pipeline.counts, overlong: splitter.overlong, doorsOpened: opened.length } };
+  return { files, opened, counts: { ...pipeline.counts, doorsOpened: opened.length } };
 }
 
 export function formatScanReport(config: TumblerdConfig, report: ScanReport): string {

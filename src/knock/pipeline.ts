@@ -9,6 +9,8 @@ export interface LineCounts {
   malformed: number;
   /** Well-formed netfilter lines of other protocols. */
   ignored: number;
+  /** Lines dropped unread for their length (no log line is that long). */
+  overlong: number;
   /** Packets logged too long ago to act on (rsyslog replays the ring buffer on start). */
   stale: number;
   events: number;
@@ -17,9 +19,15 @@ export interface LineCounts {
 const NONE: readonly Completion[] = Object.freeze([]);
 
 export class KnockPipeline {
-  readonly counts: LineCounts = { lines: 0, netfilter: 0, malformed: 0, ignored: 0, stale: 0, events: 0 };
+  readonly counts: LineCounts = { lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, stale: 0, events: 0 };
 
   constructor(readonly tracker: KnockTracker) {}
+
+  /** Counts a line the reader dropped for its length. */
+  skipOverlong(): void {
+    this.counts.lines++;
+    this.counts.overlong++;
+  }
 
   /** Feeds one line; events logged before `notBefore` (ms) are counted as stale and dropped. */
   feed(parser: LogLineParser, line: string, notBefore = -Infinity): readonly Completion[] {

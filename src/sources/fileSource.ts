@@ -33,7 +33,7 @@ export class FileSource implements LineSource {
     private readonly pollMs = 1000,
   ) {
     this.name = `file ${file}`;
-    this.splitter = new LineSplitter(hooks.line);
+    this.splitter = new LineSplitter(hooks.line, hooks.overlong);
   }
 
   start(): void {
@@ -54,11 +54,6 @@ export class FileSource implements LineSource {
     this.watcher = null;
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
-  }
-
-  /** Lines cut off for being absurdly long. */
-  get overlong(): number {
-    return this.splitter.overlong;
   }
 
   private watch(): void {

@@ -14,7 +14,11 @@ export class LineSplitter {
   /** Lines dropped for being longer than the bound. */
   overlong = 0;
 
-  constructor(private readonly onLine: (line: string) => void) {}
+  /** `onOverlong` hears of each line dropped for its length, so that it is counted where lines are. */
+  constructor(
+    private readonly onLine: (line: string) => void,
+    private readonly onOverlong: () => void = () => {},
+  ) {}
 
   push(chunk: Buffer): void {
     const text = chunk.toString('latin1');
@@ -28,7 +32,7 @@ export class LineSplitter {
       }
       const line = this.partial.length > 0 ? this.partial + piece : piece;
       this.partial = '';
-      if (line.length > MAX_LINE_BYTES) this.overlong++;
+      if (line.length > MAX_LINE_BYTES) this.dropOverlong();
       else this.onLine(line.endsWith('\r') ? line.slice(0, -1) : line);
     }
     if (this.discarding) return;
@@ -36,8 +40,13 @@ export class LineSplitter {
     if (this.partial.length > MAX_LINE_BYTES) {
       this.partial = '';
       this.discarding = true;
-      this.overlong++;
+      this.dropOverlong();
     }
+  }
+
+  private dropOverlong(): void {
+    this.overlong++;
+    this.onOverlong();
   }
 
   /** Ends the current file: a last line without a newline still counts. */

@@ -1,6 +1,8 @@
 /** What every log source gives the daemon: kernel log lines, and word of trouble. */
 export interface SourceHooks {
   line: (line: string) => void;
+  /** A line too long to be a log line was dropped. */
+  overlong: () => void;
   info: (message: string) => void;
   warn: (message: string) => void;
 }

@@ -22,7 +22,7 @@ export class SupervisedCommand {
 
   start(): void {
     this.stopped = false;
-    const splitter = new LineSplitter(this.hooks.line);
+    const splitter = new LineSplitter(this.hooks.line, this.hooks.overlong);
     const startedAt = Date.now();
     const child = spawn(this.argv[0], this.argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;

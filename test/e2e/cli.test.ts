@@ -46,6 +46,12 @@ describe('the command line', () => {
     expect(r.stdout).toMatch(/lines read: +14\nnetfilter lines: +13\nskipped malformed: +1\n/);
   });
 
+  it('tumblerd scan counts a line too long to be a log line among the lines read and skipped', () => {
+    const log = path.join(dir, 'overlong.log');
+    fs.writeFileSync(log, 'x'.repeat(70 * 1024) + '\n');
+    expect(run(TUMBLERD, 'scan', '-c', config, log).stdout).toMatch(/lines read: +1\nnetfilter lines: +0\nskipped malformed: +1\n/);
+  });
+
   it('tumblerd --check: a one-line summary, or every error with file:line and a non-zero exit', () => {
     const ok = run(TUMBLERD, '--check', '-c', config);
     expect(ok.status).toBe(0);

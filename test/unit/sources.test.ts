@@ -15,7 +15,8 @@ import { FIXTURES } from '../support/samples';
 describe('the line splitter', () => {
   it('joins lines split across chunks, flushes the last one, and drops overlong ones', () => {
     const lines: string[] = [];
-    const s = new LineSplitter((l) => lines.push(l));
+    let dropped = 0;
+    const s = new LineSplitter((l) => lines.push(l), () => dropped++);
     s.push(Buffer.from('one\ntw'));
     s.push(Buffer.from('o\r\nthr'));
     s.push(Buffer.alloc(MAX_LINE_BYTES + 10, 'x'));
@@ -23,6 +24,7 @@ describe('the line splitter', () => {
     s.flush();
     expect(lines).toEqual(['one', 'two', 'four']);
     expect(s.overlong).toBe(1);
+    expect(dropped).toBe(1);
   });
 });
 
@@ -34,6 +36,7 @@ describe('the file follower', () => {
   let truncations = 0;
   const hooks = () => ({
     line: (l: string) => got.push(l),
+    overlong: () => undefined,
     info: (m: string) => (truncations += m.includes('truncated') ? 1 : 0),
     warn: () => undefined,
   });
@@ -114,7 +117,7 @@ describe('the journald source', () => {
     fs.writeFileSync(fake, `#!/bin/sh\n[ "$*" = "-k -f -o json -n 0 --no-pager" ] || exit 3\ncat ${path.join(FIXTURES, 'journal.json')}\nexit 1\n`, { mode: 0o755 });
     const got: string[] = [];
     const warnings: string[] = [];
-    const source = new JournaldSource({ line: (l) => got.push(l), info: () => undefined, warn: (m) => warnings.push(m) }, fake);
+    const source = new JournaldSource({ line: (l) => got.push(l), overlong: () => undefined, info: () => undefined, warn: (m) => warnings.push(m) }, fake);
     try {
       source.start();
       await waitFor('two runs of journalctl', () => got.length >= 8, 5000);
@@ -136,7 +139,7 @@ describe('the kmsg source', () => {
     const got: string[] = [];
     const warnings: string[] = [];
     const { KmsgSource } = await import('../../src/sources/kmsgSource');
-    const source = new KmsgSource(device, { line: (l) => got.push(l), info: () => undefined, warn: (m) => warnings.push(m) }, 2_000_000);
+    const source = new KmsgSource(device, { line: (l) => got.push(l), overlong: () => undefined, info: () => undefined, warn: (m) => warnings.push(m) }, 2_000_000);
     try {
       source.start();
       await waitFor('a restart of the reader', () => warnings.some((w) => w.includes('restarting')), 3000);
