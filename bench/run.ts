@@ -3,13 +3,13 @@
  * target, written to bench/RESULTS.md with the machine and the date. Nothing in RESULTS.md is
  * typed by hand but the profile notes, which come from bench/PROFILE.md.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { generateLog } from './genlog';
-import { Daemon, Lab, labUnavailable, sleep } from '../test/support/lab';
+import { Daemon, Lab, labUnavailable, sleep, spawnJunkFlood } from '../test/support/lab';
 import { TumblerListener } from '../src/tumbler/listener';
 import { ReplayCache } from '../src/tumbler/replayCache';
 import { formatDatagram, knockDigest } from '../src/tumbler/protocol';
@@ -137,18 +137,9 @@ async function loopbackFlood(rate: number, seconds: number): Promise<{ sent: num
   });
   await listener.listen([{ host: '127.0.0.1', port: 0 }]);
   const port = listener.addresses()[0].port;
-  const flood = spawn(process.execPath, ['-e', `
-    const dgram = require('dgram');
-    const socks = []; for (let i = 1; i <= 64; i++) { const s = dgram.createSocket('udp4'); s.bind(0, '127.0.0.' + i); socks.push(s); }
-    const junk = Buffer.from('TUMBLER1: ' + 'ab'.repeat(32));
-    const start = Date.now(), end = start + ${seconds * 1000}; let sent = 0;
-    (function burst() {
-      const due = ${rate} ? Math.min(Math.floor(((Date.now() - start) / 1000) * ${rate}), ${rate * seconds}) : sent + 256;
-      while (sent < due) { socks[sent & 63].send(junk, ${port}, '127.0.0.1'); sent++; }
-      if (Date.now() < end) setTimeout(burst, ${rate} ? 1 : 0); else setTimeout(() => { console.log(sent); process.exit(0); }, 200);
-    })();`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const flood = spawnJunkFlood(port, rate, seconds);
   let sentText = '';
-  flood.stdout.on('data', (b: Buffer) => (sentText += b.toString()));
+  flood.stdout!.on('data', (b: Buffer) => (sentText += b.toString()));
   await sleep((seconds * 1000) / 2);
   const sentAt = Date.now();
   const real = dgram.createSocket('udp4');

@@ -3,11 +3,10 @@
  * time: the daemon keeps up, stays responsive, and a real knock sent in the middle opens its
  * door within a second. Replays in every form are refused. Needs no root.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Daemon, sendUdpFrom, sleep, waitFor } from '../support/lab';
+import { Daemon, sendUdpFrom, sleep, spawnJunkFlood, waitFor } from '../support/lab';
 import { formatDatagram, knockDigest } from '../../src/tumbler/protocol';
 
 const FLOOD_SECONDS = 3;
@@ -35,16 +34,7 @@ describe('Tumbler port under a junk flood (loopback)', () => {
   const send = (payload: Buffer, from: string) => sendUdpFrom(from, port, payload);
 
   it('opens the door for a real knock sent in the middle of the flood within a second', async () => {
-    const flood = spawn(process.execPath, ['-e', `
-      const dgram = require('dgram');
-      const socks = []; for (let i = 1; i <= 64; i++) { const s = dgram.createSocket('udp4'); s.bind(0, '127.0.0.' + i); socks.push(s); }
-      const junk = Buffer.from('TUMBLER1: ' + 'ab'.repeat(32));
-      const start = Date.now(); let sent = 0;
-      const timer = setInterval(() => {
-        const due = Math.min(Math.floor(((Date.now() - start) / 1000) * ${FLOOD_RATE}), ${FLOOD_RATE * FLOOD_SECONDS});
-        while (sent < due) { socks[sent & 63].send(junk, ${port}, '127.0.0.1'); sent++; }
-        if (sent >= ${FLOOD_RATE * FLOOD_SECONDS}) { clearInterval(timer); setTimeout(() => process.exit(0), 100); }
-      }, 2);`]);
+    const flood = spawnJunkFlood(port, FLOOD_RATE, FLOOD_SECONDS);
     await sleep((FLOOD_SECONDS * 1000) / 2);
     const sentAt = Date.now();
     await send(Buffer.from(formatDatagram(knockDigest(sentAt, '127.0.0.200', 'secret-number-9'))), '127.0.0.200');

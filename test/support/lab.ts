@@ -319,6 +319,24 @@ export class Daemon {
   }
 }
 
+/**
+ * A child process that sends well-formed Tumbler junk to 127.0.0.1:`port` from 64 loopback
+ * addresses for `seconds`, `rate` datagrams a second (0: as fast as it can), then prints how
+ * many it sent and exits. Loopback only, bounded in time.
+ */
+export function spawnJunkFlood(port: number, rate: number, seconds: number): ChildProcess {
+  return spawn(process.execPath, ['-e', `
+    const dgram = require('dgram');
+    const socks = []; for (let i = 1; i <= 64; i++) { const s = dgram.createSocket('udp4'); s.bind(0, '127.0.0.' + i); socks.push(s); }
+    const junk = Buffer.from('TUMBLER1: ' + 'ab'.repeat(32));
+    const start = Date.now(), end = start + ${seconds * 1000}; let sent = 0;
+    (function burst() {
+      const due = ${rate} ? Math.min(Math.floor(((Date.now() - start) / 1000) * ${rate}), ${rate * seconds}) : sent + 256;
+      while (sent < due) { socks[sent & 63].send(junk, ${port}, '127.0.0.1'); sent++; }
+      if (Date.now() < end) setTimeout(burst, ${rate} ? 1 : 0); else setTimeout(() => { console.log(sent); process.exit(0); }, 200);
+    })();`], { stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
 /** Sends one UDP datagram to a port on 127.0.0.1 from a chosen loopback address. */
 export async function sendUdpFrom(from: string, port: number, payload: Buffer): Promise<void> {
   const s = dgram.createSocket('udp4');
