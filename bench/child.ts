@@ -9,7 +9,7 @@ import { loadConfigFile } from '../src/config/load';
 import { scanLogs } from '../src/cli/scan';
 import { KnockTracker } from '../src/knock/tracker';
 import { DEFAULT_FLAGS, parseSequence } from '../src/knock/sequence';
-import { PacketEvent, TCP_FLAGS } from '../src/netfilter/event';
+import { PacketEvent, TCP_FLAGS } from '../src/model/packet';
 import { TumblerListener } from '../src/tumbler/listener';
 import { ReplayCache } from '../src/tumbler/replayCache';
 
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     out({ seconds, stats: tracker.stats(), realKnockOpened: opened === 1, heapAfterGcMiB: process.memoryUsage().heapUsed / 2 ** 20 });
   } else if (what === 'tumbler') {
     const doors = Array.from({ length: Number(a) }, (_, i) => ({ name: `door${i}`, secret: `secret-number-${i}` }));
-    const listener = new TumblerListener(doors, 1, new ReplayCache(), { open() {}, remembered() {}, info() {}, warn() {} });
+    const listener = new TumblerListener(doors, 1, new ReplayCache(), { grant() {}, remembered() {}, info() {}, warn() {} });
     const junk = Array.from({ length: 1024 }, (_, i) => Buffer.from('TUMBLER1: ' + (i.toString(16).padStart(4, '0')).repeat(16)));
     const end = Date.now() + Number(b) * 1000;
     const t0 = process.hrtime.bigint();

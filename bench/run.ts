@@ -133,7 +133,7 @@ async function loopbackFlood(rate: number, seconds: number): Promise<{ sent: num
   const doors = Array.from({ length: 16 }, (_, i) => ({ name: `door${i}`, secret: `secret-number-${i}` }));
   let openedAt = 0;
   const listener = new TumblerListener(doors, 1, new ReplayCache(), {
-    open: () => (openedAt = Date.now()), remembered() {}, info() {}, warn() {},
+    grant: () => (openedAt = Date.now()), remembered() {}, info() {}, warn() {},
   });
   await listener.listen([{ host: '127.0.0.1', port: 0 }]);
   const port = listener.addresses()[0].port;
@@ -201,7 +201,7 @@ async function benchLatency(): Promise<void> {
     };
     const a = lat(ours);
     const b = lat(theirs);
-    say(`${LATENCY_ROUNDS} knock sequences (the test lab: two network namespaces, SYNs from the client) watched at once by tumblerd (firewall LOG → rsyslog imklog → file → tumblerd → execFile) and by knockd (pcap on the server's interface → system()). ` +
+    say(`${LATENCY_ROUNDS} knock sequences (the test lab: two network namespaces, SYNs from the client) watched at once by tumblerd (firewall LOG → rsyslog imkmsg → file → tumblerd → execFile) and by knockd (pcap on the server's interface → system()). ` +
       `Latency is from the client sending the last knock to the door's command writing its timestamp.`);
     say();
     say('| | commands run | median | p99 |');

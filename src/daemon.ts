@@ -8,8 +8,7 @@ import chokidar from 'chokidar';
 import winston from 'winston';
 import { ConfigError, loadConfigFile } from './config/load';
 import { SourceConfig, TumblerdConfig } from './config/types';
-import { dryRunner, execRunner } from './doors/commandRunner';
-import { formatCommand } from './doors/commandTemplate';
+import { dryRunner, execRunner, formatCommand } from './exec/commandRunner';
 import { DoorDispatcher } from './doors/dispatcher';
 import { StateStore } from './doors/stateStore';
 import { startControlServer } from './control/server';
@@ -98,7 +97,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   const onLine = (parser: LogLineParser) => (line: string) => {
     for (const c of pipeline.feed(parser, line, Date.now() - tracker.horizonMs)) {
       log.info('knock sequence completed', { door: c.door, src: c.src, seconds: (c.time - c.startedAt) / 1000 });
-      void dispatcher.openDoor(c.door, c.src, c.family, 'sequence');
+      void dispatcher.openDoor({ door: c.door, src: c.src, family: c.family, via: 'sequence', user: null, at: c.time });
     }
   };
 
@@ -130,7 +129,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   startSources(config.sources);
 
   const listener = new TumblerListener(secretDoors(config), config.tumbler.skewMinutes, replay, {
-    open: (door, src, family) => void dispatcher.openDoor(door, src, family, 'tumbler'),
+    grant: (g) => void dispatcher.openDoor(g),
     remembered: persist,
     info: (m, meta) => log.info(m, meta),
     warn: (m, meta) => log.warn(m, meta),

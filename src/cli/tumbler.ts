@@ -8,8 +8,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_TUMBLER_PORT } from '../config/load';
-import { Knock, parseKnock } from '../knock/sequence';
-import { canonicalSource } from '../netfilter/address';
+import type { Knock } from '../model/door';
+import { parseKnock } from '../knock/sequence';
+import { canonicalSource } from '../model/address';
 import { formatDatagram, knockDigest, timeString } from '../tumbler/protocol';
 import { readSecret } from './secretPrompt';
 

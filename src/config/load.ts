@@ -7,11 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Ajv, { ErrorObject } from 'ajv';
 import { Document, LineCounter, isMap, isNode, isPair, isScalar, parseDocument } from 'yaml';
-import { CommandTemplate, splitCommand } from '../doors/commandTemplate';
+import { splitCommand } from '../doors/commandTemplate';
 import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence';
 import { parseDuration } from './duration';
 import { convertLegacy, detectLegacy } from './legacy';
-import { AllowRule, DoorConfig, ListenAddress, SourceConfig, TumblerdConfig } from './types';
+import type { AllowRule, CommandTemplate, DoorConfig } from '../model/door';
+import { ListenAddress, SourceConfig, TumblerdConfig } from './types';
 
 export interface ConfigProblem {
   file: string;

@@ -1,6 +1,5 @@
 /** The validated configuration the daemon runs on. Names follow the YAML keys, in camelCase. */
-import type { CommandTemplate } from '../doors/commandTemplate';
-import type { FlagFilter, Knock } from '../knock/sequence';
+import type { DoorConfig } from '../model/door';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'verbose' | 'debug';
 
@@ -12,26 +11,6 @@ export type SourceConfig =
 export interface ListenAddress {
   host: string;
   port: number;
-}
-
-export interface AllowRule {
-  proto: 'tcp' | 'udp';
-  port: number;
-}
-
-export interface DoorConfig {
-  name: string;
-  sequence: Knock[] | null;
-  sequenceTimeoutMs: number;
-  flags: FlagFilter;
-  secret: string | null;
-  open: CommandTemplate[];
-  close: CommandTemplate[];
-  open6: CommandTemplate[];
-  close6: CommandTemplate[];
-  closeAfterMs: number | null;
-  commandTimeoutMs: number;
-  allow: AllowRule[];
 }
 
 export interface TumblerdConfig {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { DoorDispatcher } from '../doors/dispatcher';
-import { canonicalSource } from '../netfilter/address';
+import { canonicalSource } from '../model/address';
 
 const MAX_REQUEST = 4096;
 

@@ -3,9 +3,8 @@
  * respected), then run with execFile, never by a shell. Macros are replaced inside words after
  * splitting, so whatever an address or a name contains can never become a second word.
  */
-import { isCanonicalSource } from '../netfilter/address';
-
-export type CommandTemplate = readonly string[];
+import { isCanonicalSource } from '../model/address';
+import type { CommandTemplate } from '../model/door';
 
 /* Characters a shell would act on: here they would be passed on literally, which is never what
  * the writer of `iptables ... | logger` meant, so they must be quoted to be used. */
@@ -66,7 +65,3 @@ export function expandCommand(template: CommandTemplate, values: MacroValues): s
   return template.map((w) => w.split('%IP%').join(values.ip).split('%NAME%').join(values.name));
 }
 
-/** The command as a sysadmin would read it in a log line. */
-export function formatCommand(argv: readonly string[]): string {
-  return argv.map((w) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, "'\\''")}'`)).join(' ');
-}

@@ -6,19 +6,20 @@
  * and a close that fails is retried with backoff until it succeeds: a door is only forgotten
  * once it is shut.
  */
-import { AllowRule, DoorConfig } from '../config/types';
+import { AllowRule, DoorConfig } from '../model/door';
 import { FirewallBackend } from '../firewall/backend';
-import { Family, isCanonicalSource } from '../netfilter/address';
-import { expandCommand, formatCommand } from './commandTemplate';
-import { CommandRunner } from './commandRunner';
-
-export type KnockKind = 'sequence' | 'tumbler';
+import { Family, isCanonicalSource } from '../model/address';
+import type { Grant, KnockVia } from '../model/grant';
+import { expandCommand } from './commandTemplate';
+import { CommandRunner, formatCommand } from '../exec/commandRunner';
 
 export interface OpenDoor {
   door: string;
   src: string;
   family: Family;
-  via: KnockKind;
+  via: KnockVia;
+  /** Who opened it, where the knock protocol knows. */
+  user: string | null;
   openedAt: number;
   closesAt: number | null;
 }
@@ -72,8 +73,8 @@ export class DoorDispatcher {
   }
 
   list(): OpenDoor[] {
-    return [...this.open.values()].map(({ door, src, family, via, openedAt, closesAt }) => ({
-      door, src, family, via, openedAt, closesAt,
+    return [...this.open.values()].map(({ door, src, family, via, user, openedAt, closesAt }) => ({
+      door, src, family, via, user, openedAt, closesAt,
     }));
   }
 
@@ -89,7 +90,7 @@ export class DoorDispatcher {
     const now = this.now();
     const due: Entry[] = [];
     for (const s of saved) {
-      const entry: Entry = { ...s, timer: null, closing: null, failedCloses: 0 };
+      const entry: Entry = { ...s, user: s.user ?? null, timer: null, closing: null, failedCloses: 0 };
       this.open.set(keyOf(s.door, s.src), entry);
       if (s.closesAt === null) continue;
       if (s.closesAt <= now) due.push(entry);
@@ -109,8 +110,9 @@ export class DoorDispatcher {
     await Promise.all(due.map((e) => this.close(e, 'overdue at start-up')));
   }
 
-  /** Opens `door` for `src`; resolves once its firewall entries and open commands are in place. */
-  async openDoor(name: string, src: string, family: Family, via: KnockKind): Promise<void> {
+  /** Opens the granted door; resolves once its firewall entries and open commands are in place. */
+  async openDoor(grant: Grant): Promise<void> {
+    const { door: name, src, family, via, user } = grant;
     const door = this.doors.get(name);
     if (!door) return;
     if (!isCanonicalSource(src)) {
@@ -124,7 +126,7 @@ export class DoorDispatcher {
       existing = this.open.get(key);
     }
     if (existing) {
-      this.extend(existing, via);
+      this.extend(existing, grant);
       return;
     }
     const entry: Entry = {
@@ -132,6 +134,7 @@ export class DoorDispatcher {
       src,
       family,
       via,
+      user,
       openedAt: this.now(),
       closesAt: null,
       close: forFamily(family, door.close6, door.close).map((t) => expandCommand(t, { ip: src, name })),
@@ -146,7 +149,7 @@ export class DoorDispatcher {
     this.schedule(entry);
     /* on disk before anything opens: a crash from here on still leaves a record to close it by */
     this.persist();
-    this.log.info('door opened', { door: name, src, via, closesAt: iso(entry.closesAt) });
+    this.log.info('door opened', { door: name, src, via, ...(user ? { user } : {}), closesAt: iso(entry.closesAt) });
     if (entry.allow.length > 0 && this.firewall) {
       try {
         if (await this.firewall.repair()) this.log.warn("tumbler's firewall chain or its jump was missing: put back");
@@ -177,10 +180,16 @@ export class DoorDispatcher {
   }
 
   /* with the close_after the door opened with, like the timer, whatever a reload changed since */
-  private extend(entry: Entry, via: KnockKind): void {
+  private extend(entry: Entry, grant: Grant): void {
     this.schedule(entry);
     this.persist();
-    this.log.info('door already open: extended', { door: entry.door, src: entry.src, via, closesAt: iso(entry.closesAt) });
+    this.log.info('door already open: extended', {
+      door: entry.door,
+      src: entry.src,
+      via: grant.via,
+      ...(grant.user ? { user: grant.user } : {}),
+      closesAt: iso(entry.closesAt),
+    });
     if (entry.allow.length > 0 && this.firewall && entry.closeAfterMs !== null) {
       this.firewall.allow(entry.src, entry.family, entry.allow, entry.closeAfterMs / 1000).catch((err: Error) =>
         this.log.error('could not renew the firewall entries', { door: entry.door, src: entry.src, error: err.message }),

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { isCanonicalSource } from '../netfilter/address';
+import { isCanonicalSource } from '../model/address';
 import { writeFileAtomic } from '../util/atomicFile';
 import { SavedDoor } from './dispatcher';
 
@@ -23,6 +23,7 @@ function isSavedDoor(d: unknown): d is SavedDoor {
     typeof o.door === 'string' &&
     typeof o.src === 'string' && isCanonicalSource(o.src) &&
     (o.family === 4 || o.family === 6) &&
+    (o.user === undefined || o.user === null || typeof o.user === 'string') &&
     typeof o.openedAt === 'number' &&
     (o.closesAt === null || typeof o.closesAt === 'number') &&
     typeof o.commandTimeoutMs === 'number' &&

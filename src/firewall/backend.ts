@@ -1,7 +1,7 @@
 /** What tumbler asks of a firewall when a door says `allow:` instead of running commands. */
-import { AllowRule } from '../config/types';
-import { CommandResult } from '../doors/commandRunner';
-import { Family } from '../netfilter/address';
+import { AllowRule } from '../model/door';
+import { CommandResult } from '../exec/commandRunner';
+import { Family } from '../model/address';
 
 export interface AllowedEntry {
   src: string;

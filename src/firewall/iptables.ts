@@ -5,10 +5,9 @@
  * closes the door on time even while tumblerd is not running. Established connections keep
  * flowing through the host's own ESTABLISHED rule after the element expires.
  */
-import { AllowRule } from '../config/types';
-import { CommandRunner } from '../doors/commandRunner';
-import { formatCommand } from '../doors/commandTemplate';
-import { Family, canonicalSource } from '../netfilter/address';
+import { AllowRule } from '../model/door';
+import { CommandRunner, formatCommand } from '../exec/commandRunner';
+import { Family, canonicalSource } from '../model/address';
 import { AllowedEntry, FirewallBackend, FirewallError } from './backend';
 
 const CHAIN = 'TUMBLER';

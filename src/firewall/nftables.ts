@@ -5,9 +5,9 @@
  * tumbler4 / tumbler6 with per-element timeouts, its own chain `tumbler` that accepts new
  * connections found in them, and a jump to it at the top of the host's input chain.
  */
-import { AllowRule } from '../config/types';
-import { CommandRunner } from '../doors/commandRunner';
-import { Family, canonicalSource } from '../netfilter/address';
+import { AllowRule } from '../model/door';
+import { CommandRunner } from '../exec/commandRunner';
+import { Family, canonicalSource } from '../model/address';
 import { AllowedEntry, FirewallBackend, FirewallError } from './backend';
 
 const TIMEOUT_MS = 10_000;

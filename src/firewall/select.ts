@@ -1,7 +1,7 @@
 /** Which firewall backend a config asks for, or which one this host has. */
 import { spawnSync } from 'node:child_process';
 import { TumblerdConfig } from '../config/types';
-import { CommandRunner } from '../doors/commandRunner';
+import { CommandRunner } from '../exec/commandRunner';
 import { FirewallBackend } from './backend';
 import { IptablesBackend } from './iptables';
 import { NftablesBackend } from './nftables';

@@ -1,16 +1,6 @@
 /** Knock sequences and TCP flag filters: their text forms and how an event matches them. */
-import { PacketEvent, Protocol, TCP_FLAGS, TcpFlagName } from '../netfilter/event';
-
-export interface Knock {
-  port: number;
-  proto: Protocol;
-}
-
-/** Which TCP packets count as knocks: all `require` bits set, no `forbid` bit set. */
-export interface FlagFilter {
-  require: number;
-  forbid: number;
-}
+import type { FlagFilter, Knock } from '../model/door';
+import { PacketEvent, TCP_FLAGS, TcpFlagName } from '../model/packet';
 
 /** A SYN without ACK: what a client's connect() sends, and not what a reply or a scan of ACKs is. */
 export const DEFAULT_FLAGS: FlagFilter = { require: TCP_FLAGS.SYN, forbid: TCP_FLAGS.ACK };

@@ -6,10 +6,11 @@
  * Stricter than knockd: a packet from the source that is neither the next knock nor a repeat of
  * the last one resets the attempt, so a port scan that passes the ports in order opens nothing.
  */
-import type { DoorConfig } from '../config/types';
-import { Family } from '../netfilter/address';
-import { PacketEvent } from '../netfilter/event';
-import { FlagFilter, Knock, flagsPass, knockMatches } from './sequence';
+import type { DoorConfig } from '../model/door';
+import { Family } from '../model/address';
+import { PacketEvent } from '../model/packet';
+import type { FlagFilter, Knock } from '../model/door';
+import { flagsPass, knockMatches } from './sequence';
 
 export interface KnockDoor {
   name: string;

@@ -3,8 +3,8 @@
  * Pure: no I/O, no clock except what the caller passes. Written with indexOf and fixed-offset
  * checks rather than regular expressions so that hostile lines cost linear time at most.
  */
-import { canonicalIPv4, canonicalIPv6, canonicalSource } from './address';
-import { PacketEvent, Protocol, TCP_FLAGS, TcpFlagName } from './event';
+import { canonicalIPv4, canonicalIPv6, canonicalSource } from '../model/address';
+import { PacketEvent, Protocol, TCP_FLAGS, TcpFlagName } from '../model/packet';
 
 /** What a line turned out to be, when it is not a packet event. */
 export type LineVerdict =

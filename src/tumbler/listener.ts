@@ -6,12 +6,13 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { ListenAddress } from '../config/types';
-import { Family, canonicalSource } from '../netfilter/address';
+import { canonicalSource } from '../model/address';
+import type { Grant } from '../model/grant';
 import { Candidate, SecretDoor, expectedDigests, findMatch, parseDatagram, replayHorizon } from './protocol';
 import { ReplayCache } from './replayCache';
 
 export interface TumblerHooks {
-  open(door: string, src: string, family: Family): void;
+  grant(grant: Grant): void;
   /** A digest was just added to the replay cache: persist it before the door opens. */
   remembered(): void;
   info(message: string, meta?: Record<string, unknown>): void;
@@ -136,6 +137,6 @@ export class TumblerListener {
     this.counts.accepted++;
     this.hooks.remembered();
     this.hooks.info('Tumbler knock accepted', { door: match.door, src: src.address });
-    this.hooks.open(match.door, src.address, src.family);
+    this.hooks.grant({ door: match.door, src: src.address, family: src.family, via: 'tumbler', user: null, at: now });
   }
 }

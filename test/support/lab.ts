@@ -236,7 +236,7 @@ export class Lab {
     const pidFile = path.join(this.dir, 'rsyslog.pid');
     fs.writeFileSync(
       conf,
-      `module(load="imklog")\nkern.* action(type="omfile" file="${file}" template="${template}")\n`,
+      `module(load="imkmsg")\nkern.* action(type="omfile" file="${file}" template="${template}")\n`,
     );
     this.sh(['rsyslogd', '-f', conf, '-i', pidFile]);
     const start = Date.now();

@@ -1,8 +1,10 @@
-import { DoorConfig } from '../../src/config/types';
-import { CommandRunner, CommandResult } from '../../src/doors/commandRunner';
+import { DoorConfig } from '../../src/model/door';
+import { CommandRunner, CommandResult } from '../../src/exec/commandRunner';
 import { splitCommand } from '../../src/doors/commandTemplate';
 import { DoorDispatcher } from '../../src/doors/dispatcher';
 import { DEFAULT_FLAGS } from '../../src/knock/sequence';
+import { Family } from '../../src/model/address';
+import { Grant, KnockVia } from '../../src/model/grant';
 
 const ok: CommandResult = { ok: true, code: 0, signal: null, timedOut: false, stdout: '', stderr: '' };
 
@@ -14,6 +16,8 @@ function door(name: string, closeAfterMs: number | null): DoorConfig {
     closeAfterMs, commandTimeoutMs: 1000, allow: [],
   };
 }
+
+const grant = (door: string, src: string, family: Family, via: KnockVia): Grant => ({ door, src, family, via, user: null, at: 0 });
 
 describe('the door dispatcher', () => {
   let ran: string[];
@@ -33,9 +37,9 @@ describe('the door dispatcher', () => {
   it('opens once, extends on a repeated knock, closes after close_after', async () => {
     const persisted: number[] = [];
     const d = new DoorDispatcher([door('ssh', 30_000)], runner, log, () => persisted.push(d.list().length));
-    await d.openDoor('ssh', '192.0.2.7', 4, 'sequence');
+    await d.openDoor(grant('ssh', '192.0.2.7', 4, 'sequence'));
     await jest.advanceTimersByTimeAsync(20_000);
-    await d.openDoor('ssh', '192.0.2.7', 4, 'tumbler');
+    await d.openDoor(grant('ssh', '192.0.2.7', 4, 'tumbler'));
     await jest.advanceTimersByTimeAsync(20_000);
     expect(ran).toEqual(['fw open 192.0.2.7 ssh']);
     await jest.advanceTimersByTimeAsync(10_000);
@@ -47,9 +51,9 @@ describe('the door dispatcher', () => {
 
   it('uses close6 for IPv6 sources and refuses non-canonical addresses', async () => {
     const d = new DoorDispatcher([door('ssh', 1000)], runner, log);
-    await d.openDoor('ssh', 'fd00:203::2', 6, 'sequence');
-    await d.openDoor('ssh', 'fd00:0203::2', 6, 'sequence');
-    await d.openDoor('ssh', '1.2.3.4;reboot', 4, 'sequence');
+    await d.openDoor(grant('ssh', 'fd00:203::2', 6, 'sequence'));
+    await d.openDoor(grant('ssh', 'fd00:0203::2', 6, 'sequence'));
+    await d.openDoor(grant('ssh', '1.2.3.4;reboot', 4, 'sequence'));
     await jest.advanceTimersByTimeAsync(1000);
     expect(ran).toEqual(['fw open fd00:203::2 ssh', 'fw6 close fd00:203::2']);
     expect(log.error).toHaveBeenCalledWith('refusing to open a door for something that is not an address', expect.anything());
@@ -58,7 +62,7 @@ describe('the door dispatcher', () => {
   it('closes hundreds of doors with mixed timeouts each on time, with one timer each', async () => {
     const doors = [door('a', 5_000), door('b', 17_000), door('c', 60_000)];
     const d = new DoorDispatcher(doors, runner, log);
-    for (let i = 0; i < 300; i++) await d.openDoor(doors[i % 3].name, `10.0.${i >> 8}.${i & 255}`, 4, 'sequence');
+    for (let i = 0; i < 300; i++) await d.openDoor(grant(doors[i % 3].name, `10.0.${i >> 8}.${i & 255}`, 4, 'sequence'));
     const closedBy = (_atMs: number) => ran.filter((r) => r.startsWith('fw close')).length;
     await jest.advanceTimersByTimeAsync(4_999);
     expect(closedBy(4_999)).toBe(0);
@@ -73,7 +77,7 @@ describe('the door dispatcher', () => {
 
   it('retries a failing close with backoff and forgets the door only once it is shut', async () => {
     const d = new DoorDispatcher([door('ssh', 1000)], runner, log);
-    await d.openDoor('ssh', '192.0.2.7', 4, 'sequence');
+    await d.openDoor(grant('ssh', '192.0.2.7', 4, 'sequence'));
     failing = true;
     await jest.advanceTimersByTimeAsync(1000 + 1000 + 2000);
     expect(ran.filter((r) => r.startsWith('fw close'))).toHaveLength(3);
@@ -86,7 +90,7 @@ describe('the door dispatcher', () => {
 
   it('closes what a previous run left: overdue at once, the rest on time, with the saved commands', async () => {
     const d = new DoorDispatcher([], runner, log);
-    const saved = { door: 'gone', family: 4 as const, via: 'sequence' as const, openedAt: 0, allow: [], commandTimeoutMs: 1000, closeAfterMs: 3000 };
+    const saved = { door: 'gone', family: 4 as const, via: 'sequence' as const, user: null, openedAt: 0, allow: [], commandTimeoutMs: 1000, closeAfterMs: 3000 };
     await d.restore([
       { ...saved, src: '192.0.2.1', closesAt: 999_000, close: [['fw', 'close', '192.0.2.1', 'gone']] },
       { ...saved, src: '192.0.2.2', closesAt: 1_003_000, close: [['fw', 'close', '192.0.2.2', 'gone']] },
@@ -99,7 +103,7 @@ describe('the door dispatcher', () => {
 
 describe('running commands', () => {
   it('kills a command that hangs and reports it, without a shell in between', async () => {
-    const { execRunner } = await import('../../src/doors/commandRunner');
+    const { execRunner } = await import('../../src/exec/commandRunner');
     const hung = await execRunner(['sleep', '5'], 200);
     expect(hung).toMatchObject({ ok: false, timedOut: true, signal: 'SIGKILL' });
     const literal = await execRunner(['echo', '$(id);', '`id`'], 1000);

@@ -42,7 +42,7 @@ describe('legacy configs', () => {
       config.doors.flatMap((d) => (d.secret ? [{ name: d.name, secret: d.secret }] : [])),
       config.tumbler.skewMinutes,
       new ReplayCache(),
-      { open: (door, src) => opened.push(`${door}<-${src}`), remembered() {}, info() {}, warn() {} },
+      { grant: (g) => opened.push(`${g.door}<-${g.src}`), remembered() {}, info() {}, warn() {} },
     );
     listener.handle(Buffer.from(formatDatagram(knockDigest(Date.now(), '192.0.2.5', 'close-pAsSwOrD'))), '192.0.2.5');
     expect(opened).toEqual(['close-ssh<-192.0.2.5']);

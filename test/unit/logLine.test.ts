@@ -1,5 +1,5 @@
-import { canonicalIPv6, canonicalSource } from '../../src/netfilter/address';
-import { PacketEvent, TCP_FLAGS } from '../../src/netfilter/event';
+import { canonicalIPv6, canonicalSource } from '../../src/model/address';
+import { PacketEvent, TCP_FLAGS } from '../../src/model/packet';
 import { LogLineParser } from '../../src/netfilter/logLine';
 import { fixtureLines } from '../support/samples';
 

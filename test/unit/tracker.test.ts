@@ -1,4 +1,4 @@
-import { PacketEvent, TCP_FLAGS } from '../../src/netfilter/event';
+import { PacketEvent, TCP_FLAGS } from '../../src/model/packet';
 import { KnockDoor, KnockTracker } from '../../src/knock/tracker';
 import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../../src/knock/sequence';
 import { LogLineParser } from '../../src/netfilter/logLine';

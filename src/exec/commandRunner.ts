@@ -44,3 +44,8 @@ export function dryRunner(say: (argv: readonly string[]) => void): CommandRunner
     return { ok: true, code: 0, signal: null, timedOut: false, stdout: '', stderr: '' };
   };
 }
+
+/** The command as a sysadmin would read it in a log line. */
+export function formatCommand(argv: readonly string[]): string {
+  return argv.map((w) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, "'\\''")}'`)).join(' ');
+}

@@ -1,0 +1,39 @@
+/**
+ * What a door is, as every part sees it: the config builds it, the knock protocols name it, the
+ * dispatcher opens it. Types only, so that no part has to import another part to speak of doors.
+ */
+import type { Protocol } from './packet';
+
+/** A command line split into words; `%IP%` and `%NAME%` are filled in per word. */
+export type CommandTemplate = readonly string[];
+
+export interface Knock {
+  port: number;
+  proto: Protocol;
+}
+
+/** Which TCP packets count as knocks: all `require` bits set, no `forbid` bit set. */
+export interface FlagFilter {
+  require: number;
+  forbid: number;
+}
+
+export interface AllowRule {
+  proto: Protocol;
+  port: number;
+}
+
+export interface DoorConfig {
+  name: string;
+  sequence: Knock[] | null;
+  sequenceTimeoutMs: number;
+  flags: FlagFilter;
+  secret: string | null;
+  open: CommandTemplate[];
+  close: CommandTemplate[];
+  open6: CommandTemplate[];
+  close6: CommandTemplate[];
+  closeAfterMs: number | null;
+  commandTimeoutMs: number;
+  allow: AllowRule[];
+}

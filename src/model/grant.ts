@@ -1,0 +1,21 @@
+/**
+ * The outcome of a knock, whatever protocol made it: the one thing knock protocols produce and
+ * the door dispatcher consumes. Protocols do not know doors' commands; doors do not know
+ * protocols.
+ */
+import type { Family } from './address';
+
+/** How the knock was made: a classic sequence from the firewall log, or a Tumbler datagram. */
+export type KnockVia = 'sequence' | 'tumbler';
+
+export interface Grant {
+  door: string;
+  /** Canonical address the door opens for. */
+  src: string;
+  family: Family;
+  via: KnockVia;
+  /** Who knocked, where the protocol knows it (null for shared-secret and classic knocks). */
+  user: string | null;
+  /** When the knock was made (ms since the epoch): the last packet of a sequence, a datagram's arrival. */
+  at: number;
+}
