@@ -62,6 +62,8 @@ const program = new Command('tumblerd')
     const config = loadOrExit(opts.config);
     if (opts.check) {
       process.stdout.write(summary(config) + '\n');
+      const { briefChecks } = await import('./doctor');
+      process.exitCode = await briefChecks(config, (t) => process.stdout.write(t));
       return;
     }
     const { runDaemon } = await import('../daemon');
@@ -78,6 +80,15 @@ program
     const config = loadOrExit(opts.config);
     const report = await scanLogs(config, files);
     process.stdout.write((opts.json ? JSON.stringify(report, null, 2) : formatScanReport(config, report)) + '\n');
+  });
+
+program
+  .command('doctor')
+  .description('check that the setup can work (firewall log rule, log source, prefix, backend, ICMPv6, door programs, listener) and say how to fix what cannot; exits 1 on a failure')
+  .option('-c, --config <file>', 'config file (YAML)', DEFAULT_CONFIG)
+  .action(async (opts: { config: string }) => {
+    const { runDoctor } = await import('./doctor');
+    process.exitCode = await runDoctor(loadOrExit(opts.config), (t) => process.stdout.write(t));
   });
 
 program

@@ -115,6 +115,21 @@ export function isSyslogKernelLine(line: string): boolean {
   return kernelMessageStart(line, syslogHostAt(line)) >= 0;
 }
 
+/**
+ * Where the kernel's message starts in a syslog line (traditional or RFC 3339) or a /dev/kmsg
+ * record with the kernel's facility; -1 for anything else. For tools that look at lines
+ * without parsing them as knocks (the prefix census).
+ */
+export function kernelMessageAt(line: string): number {
+  if (isDigit(line.charCodeAt(0)) && !isRfc3339Line(line)) {
+    const semi = line.indexOf(';');
+    if (semi < 0 || semi > 60) return -1;
+    const prio = Number(line.slice(0, line.indexOf(',')));
+    return Number.isInteger(prio) && prio >= 0 && prio <= 7 ? semi + 1 : -1;
+  }
+  return kernelMessageStart(line, syslogHostAt(line));
+}
+
 export class LogLineParser {
   private readonly prefixes: { configured: string; bare: string }[];
   private readonly bootTimeMs: number;
