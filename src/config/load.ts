@@ -12,7 +12,7 @@ import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence
 import { parseDuration } from './duration';
 import { convertLegacy, detectLegacy } from './legacy';
 import type { AllowRule, CommandTemplate, DoorConfig } from '../model/door';
-import { ListenAddress, SourceConfig, TumblerdConfig } from './types';
+import { ListenAddress, MetricsListen, SourceConfig, TumblerdConfig } from './types';
 
 export interface ConfigProblem {
   file: string;
@@ -56,6 +56,7 @@ interface RawConfig {
   keep_open_on_exit?: boolean;
   sources?: Record<string, unknown>[];
   tumbler?: { listen?: string[]; skew_minutes?: number };
+  metrics?: { listen: string };
   doors: Record<string, Record<string, unknown>>;
 }
 
@@ -281,6 +282,11 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   if (anySecret && listen.length === 0) {
     problem(['tumbler', 'listen'], 'doors have secrets but tumbler listens nowhere');
   }
+  const metricsListen = data.metrics
+    ? attempt<MetricsListen | null>(['metrics', 'listen'], null, () =>
+        data.metrics!.listen.startsWith('/') ? { path: data.metrics!.listen } : parseListen(data.metrics!.listen),
+      )
+    : null;
   const withSequence = doors.filter((d) => d.sequence).map((d) => d.name);
   if (withSequence.length > 0 && sources.length === 0) {
     problem(['doors', withSequence[0], 'sequence'], 'doors have knock sequences but no log source is configured (sources:)');
@@ -297,6 +303,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     keepOpenOnExit: data.keep_open_on_exit ?? false,
     sources,
     tumbler: { listen, skewMinutes: data.tumbler?.skew_minutes ?? 1 },
+    metrics: metricsListen ? { listen: metricsListen } : null,
     doors,
   };
 }

@@ -13,6 +13,9 @@ export interface ListenAddress {
   port: number;
 }
 
+/** Where the Prometheus endpoint listens: TCP, or a Unix socket. */
+export type MetricsListen = ListenAddress | { path: string };
+
 export interface TumblerdConfig {
   /** The file it was read from, for messages. */
   file: string;
@@ -24,5 +27,7 @@ export interface TumblerdConfig {
   keepOpenOnExit: boolean;
   sources: SourceConfig[];
   tumbler: { listen: ListenAddress[]; skewMinutes: number };
+  /** null: no metrics endpoint. */
+  metrics: { listen: MetricsListen } | null;
   doors: DoorConfig[];
 }
