@@ -275,7 +275,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   );
 
   const anySecret = doors.some((d) => d.secret);
-  const listenSpec: string[] = data.tumbler?.listen ?? (anySecret ? [`0.0.0.0:${DEFAULT_TUMBLER_PORT}`] : []);
+  /* both families: a dual-stack client knocks with the address it has, often IPv6 */
+  const listenSpec: string[] = data.tumbler?.listen ?? (anySecret ? [`0.0.0.0:${DEFAULT_TUMBLER_PORT}`, `[::]:${DEFAULT_TUMBLER_PORT}`] : []);
   const listen = listenSpec.map((l, i) =>
     attempt(['tumbler', 'listen', i], { host: '', port: 0 }, () => parseListen(l)),
   );
