@@ -9,12 +9,15 @@ import { formatKnock } from '../knock/sequence';
 import { KnockPipeline, LineCounts } from '../knock/pipeline';
 import { Completion, KnockTracker, knockDoorsOf } from '../knock/tracker';
 import { LogLineParser } from '../netfilter/logLine';
+import { PrefixCensus } from '../netfilter/prefixCensus';
 import { LineSplitter } from '../sources/lineSplitter';
 
 export interface ScanReport {
   files: string[];
   opened: Completion[];
   counts: LineCounts & { doorsOpened: number };
+  /** Netfilter lines with a prefix the config does not name, most frequent first: a wrong prefix shows here. */
+  otherPrefixes: { prefix: string; lines: number }[];
 }
 
 async function feedFile(file: string, splitter: LineSplitter): Promise<void> {
@@ -33,15 +36,19 @@ export async function scanLogs(config: TumblerdConfig, files: string[]): Promise
   const parser = new LogLineParser({ prefixes, bootTimeMs });
   const pipeline = new KnockPipeline(new KnockTracker(knockDoorsOf(config.doors), config.maxSources));
   const opened: Completion[] = [];
+  const census = new PrefixCensus();
   const splitter = new LineSplitter(
     (line) => {
+      const before = pipeline.counts.netfilter;
       const done = pipeline.feed(parser, line);
       if (done.length > 0) opened.push(...done);
+      /* only lines without our prefix need the look: theirs is known */
+      else if (pipeline.counts.netfilter === before) census.add(line);
     },
     () => pipeline.skipOverlong(),
   );
   for (const file of files) await feedFile(file, splitter);
-  return { files, opened, counts: { ...pipeline.counts, doorsOpened: opened.length } };
+  return { files, opened, counts: { ...pipeline.counts, doorsOpened: opened.length }, otherPrefixes: census.others(prefixes) };
 }
 
 export function formatScanReport(config: TumblerdConfig, report: ScanReport): string {
@@ -62,5 +69,13 @@ export function formatScanReport(config: TumblerdConfig, report: ScanReport): st
     `knock events:      ${k.events}`,
     `doors opened:      ${k.doorsOpened}`,
   );
+  if (report.otherPrefixes.length > 0) {
+    const total = report.otherPrefixes.reduce((n, o) => n + o.lines, 0);
+    lines.push(
+      `other LOG prefixes: ${total} netfilter line(s) carry a prefix the config does not name: ` +
+        report.otherPrefixes.slice(0, 5).map((o) => `"${o.prefix}" (${o.lines})`).join(', ') +
+        (k.netfilter === 0 ? ' — is sources[].prefix the one your LOG rule uses?' : ''),
+    );
+  }
   return lines.join('\n');
 }
