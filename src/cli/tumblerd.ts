@@ -114,6 +114,14 @@ program
   });
 
 program
+  .command('demo')
+  .description('as root: two throwaway network namespaces with a logging firewall, tumblerd between them, classic and Tumbler knocks opening a port and closing it again; your own firewall is not touched')
+  .action(async () => {
+    const { runDemo } = await import('./demo');
+    process.exitCode = await runDemo((line) => process.stdout.write(line + '\n'));
+  });
+
+program
   .command('convert')
   .description('print the tumblerd YAML equivalent of a legacy tumblerd.conf or knockd.conf')
   .argument('<file>', 'the legacy config')
