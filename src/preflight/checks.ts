@@ -10,7 +10,7 @@ import type { FlagFilter } from '../model/door';
 import { PrefixCensus } from '../netfilter/prefixCensus';
 import { PreflightEnv } from './env';
 import { CheckResult, PreflightCheck } from './preflight';
-import { Family, FwRule, InputPath, InputView, allRules, inputPath, parseIptablesSave, parseNftJson, samePrefix } from './ruleset';
+import { Family, FwRule, InputPath, InputView, allRules, coversProto, inputPath, parseIptablesSave, parseNftJson, samePrefix } from './ruleset';
 
 const ok = (message: string): CheckResult => ({ status: 'ok', message });
 const warn = (message: string, fix?: string): CheckResult => ({ status: 'warn', message, fix });
@@ -271,7 +271,7 @@ const icmpv6 = check('icmpv6', (_config, env) => {
   const views = readHostFirewall(env).views.filter((v) => v.family === 6);
   for (const path of views.map(inputPath)) {
     if (!path.dropsByDefault) continue;
-    const accepted = path.reached.some((r) => r.rule.action === 'accept' && r.rule.proto === 'ipv6-icmp');
+    const accepted = path.reached.some((r) => r.rule.action === 'accept' && r.rule.protos?.includes('ipv6-icmp'));
     if (!accepted) {
       return fail(
         `${path.view.origin} drops ICMPv6, neighbour discovery with it: IPv6 stops working on this host`,
@@ -326,7 +326,7 @@ const nftablesChain = check('nftables-chain', (config, env) => {
 
 function acceptsUdp(path: InputPath, port: number): boolean {
   if (!path.dropsByDefault) return true;
-  return path.reached.some((r) => r.rule.action === 'accept' && (r.rule.proto === 'udp' || r.rule.proto === null) && r.rule.dports?.includes(port));
+  return path.reached.some((r) => r.rule.action === 'accept' && coversProto(r.rule, 'udp') && r.rule.dports?.includes(port));
 }
 
 const listener = check('listener', async (config, env) => {

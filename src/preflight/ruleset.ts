@@ -23,8 +23,8 @@ export interface FwRule {
   logPrefix?: string;
   /** conntrack states the rule is limited to, lower case; null when it does not look at them. */
   ctstates: string[] | null;
-  /** Layer-4 protocol it is limited to (`tcp`, `udp`, `icmp`, `ipv6-icmp`), or null. */
-  proto: string | null;
+  /** Layer-4 protocols it is limited to (`tcp`, `udp`, `icmp`, `ipv6-icmp`), or null. */
+  protos: string[] | null;
   /** Destination ports it is limited to, or null. */
   dports: number[] | null;
   /** Family a rule in an inet chain is limited to, or null. */
@@ -80,7 +80,7 @@ function ports(text: string): number[] | null {
 const NEUTRAL = new Set(['-m', '--comment']);
 
 function iptablesRule(words: string[], where: string, family: Family, isChain: (name: string) => boolean): FwRule {
-  const rule: FwRule = { where, text: words.join(' '), guarded: false, action: 'other', ctstates: null, proto: null, dports: null, family };
+  const rule: FwRule = { where, text: words.join(' '), guarded: false, action: 'other', ctstates: null, protos: null, dports: null, family };
   for (let i = 0; i < words.length; i++) {
     const w = words[i];
     const next = words[i + 1];
@@ -103,7 +103,7 @@ function iptablesRule(words: string[], where: string, family: Family, isChain: (
     } else if (w === '--log-uid' || w === '--log-tcp-options' || w === '--log-ip-options' || w === '--log-tcp-sequence') {
       /* what LOG prints, not what it matches */
     } else if (w === '-p') {
-      rule.proto = next === 'ipv6-icmp' || next === 'icmpv6' || next === '58' ? 'ipv6-icmp' : next;
+      rule.protos = [next === 'icmpv6' || next === '58' ? 'ipv6-icmp' : next];
       rule.guarded = true;
       i++;
     } else if (w === '--dport' || w === '--dports' || w === '--destination-port') {
@@ -159,9 +159,11 @@ export function parseIptablesSave(text: string, family: Family): InputView | nul
 /* nft -j: just the shapes the checks need. */
 type Json = Record<string, unknown>;
 
-function nftProto(value: unknown): string | null {
-  if (typeof value !== 'string') return null;
-  return value === 'icmpv6' || value === 'ipv6-icmp' ? 'ipv6-icmp' : value;
+/** `"udp"` or a set `{ icmp, ipv6-icmp }`, as protocol names. */
+function nftProtos(value: unknown): string[] | null {
+  const set = (value as Json | null)?.set;
+  const names = typeof value === 'string' ? [value] : Array.isArray(set) && set.every((v) => typeof v === 'string') ? (set as string[]) : null;
+  return names && names.map((n) => (n === 'icmpv6' ? 'ipv6-icmp' : n));
 }
 
 function nftPorts(value: unknown): number[] | null {
@@ -182,7 +184,7 @@ function nftPorts(value: unknown): number[] | null {
 
 function nftRule(expr: Json[], where: string, chainFamily: string): FwRule {
   const family: Family | null = chainFamily === 'ip' ? 4 : chainFamily === 'ip6' ? 6 : null;
-  const rule: FwRule = { where, text: '', guarded: false, action: 'other', ctstates: null, proto: null, dports: null, family };
+  const rule: FwRule = { where, text: '', guarded: false, action: 'other', ctstates: null, protos: null, dports: null, family };
   const words: string[] = [];
   for (const e of expr) {
     const [kind, body] = Object.entries(e)[0] ?? ['', null];
@@ -196,19 +198,19 @@ function nftRule(expr: Json[], where: string, chainFamily: string): FwRule {
       const meta = left.meta as Json | undefined;
       const ct = left.ct as Json | undefined;
       if (payload?.field === 'dport') {
-        rule.proto = String(payload.protocol);
+        rule.protos = [String(payload.protocol)];
         rule.dports = nftPorts(right);
         words.push(`${payload.protocol} dport ${JSON.stringify(right)}`);
       } else if (payload && (payload.field === 'protocol' || payload.field === 'nexthdr')) {
-        rule.proto = nftProto(right);
+        rule.protos = nftProtos(right);
         rule.family = payload.protocol === 'ip6' ? 6 : 4;
         words.push(`${payload.protocol} ${payload.field} ${JSON.stringify(right)}`);
       } else if (payload?.protocol === 'icmpv6' || payload?.protocol === 'icmp') {
-        rule.proto = nftProto(payload.protocol);
+        rule.protos = nftProtos(payload.protocol);
         rule.family = payload.protocol === 'icmpv6' ? 6 : 4;
         words.push(`${payload.protocol} ${payload.field} ${JSON.stringify(right)}`);
       } else if (meta?.key === 'l4proto') {
-        rule.proto = nftProto(right);
+        rule.protos = nftProtos(right);
         words.push(`meta l4proto ${JSON.stringify(right)}`);
       } else if (meta?.key === 'nfproto') {
         rule.family = right === 'ipv6' ? 6 : 4;
@@ -339,6 +341,11 @@ export function inputPath(view: InputView): InputPath {
 /** Does a log prefix as written in the firewall match a configured one (trailing space optional)? */
 export function samePrefix(logged: string, configured: string): boolean {
   return logged.trimEnd() === configured.trimEnd();
+}
+
+/** Is the rule limited to protocols that include `proto` (or not limited at all)? */
+export function coversProto(rule: FwRule, proto: string): boolean {
+  return rule.protos === null || rule.protos.includes(proto);
 }
 
 /** Every rule of the view, reached or not, for "it exists but comes too late". */

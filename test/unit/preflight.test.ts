@@ -99,9 +99,17 @@ describe('reading the firewall', () => {
     expect(views.map((v) => `${v.origin}/${v.family}/${v.policy}`)).toEqual(['nft inet filter input/4/drop', 'nft inet filter input/6/drop']);
     const v4 = inputPath(views[0]);
     /* "ip protocol icmp" is IPv4 only; "meta l4proto ipv6-icmp" applies to both */
-    expect(v4.reached.some((r) => r.rule.proto === 'icmp')).toBe(true);
-    expect(inputPath(views[1]).reached.some((r) => r.rule.proto === 'icmp')).toBe(false);
+    expect(v4.reached.some((r) => r.rule.protos?.includes('icmp'))).toBe(true);
+    expect(inputPath(views[1]).reached.some((r) => r.rule.protos?.includes('icmp'))).toBe(false);
     expect(v4.reached.filter((r) => r.rule.action === 'log').map((r) => r.rule.ctstates)).toEqual([['invalid'], null]);
+  });
+
+  it('reads a set of protocols: meta l4proto { icmp, ipv6-icmp }', () => {
+    const json = JSON.stringify({ nftables: [
+      { chain: { family: 'inet', table: 'filter', name: 'input', type: 'filter', hook: 'input', prio: 0, policy: 'drop' } },
+      { rule: { family: 'inet', table: 'filter', chain: 'input', expr: [{ match: { op: '==', left: { meta: { key: 'l4proto' } }, right: { set: ['icmp', 'ipv6-icmp'] } } }, { accept: null }] } },
+    ] });
+    expect(parseNftJson(json)[1].chains.get('input')![0].protos).toEqual(['icmp', 'ipv6-icmp']);
   });
 
   it('leaves out the tables iptables-nft made, which ip(6)tables-save shows better', () => {
