@@ -22,6 +22,7 @@ import { createFirewall, firewallKind } from './firewall/select';
 import { KnockPipeline } from './knock/pipeline';
 import { Completion, KnockTracker, knockDoorsOf } from './knock/tracker';
 import { createLogger, reconfigureLogger } from './logger';
+import { PrometheusExporter } from './metrics/prometheus';
 import { LogLineParser } from './netfilter/logLine';
 import { formatResult, runPreflight } from './preflight/preflight';
 import { PREFLIGHT_CHECKS } from './preflight/securityChecks';
@@ -74,6 +75,8 @@ export class Daemon {
   private readonly listener: TumblerListener;
   private sources: LineSource[] = [];
   private control: { close(): void } | null = null;
+  /** The Prometheus endpoint, when `metrics.listen` asks for one; components do not count into it yet. */
+  private exporter: PrometheusExporter | null = null;
   private watcher: FSWatcher | null = null;
   private stats: NodeJS.Timeout | null = null;
   private lastMalformed = 0;
@@ -113,6 +116,10 @@ export class Daemon {
     }
     await this.dispatcher.restore(saved.doors);
     this.control = await startControlServer(config.stateDir, this.dispatcher);
+    if (config.metrics) {
+      this.exporter = new PrometheusExporter();
+      await this.exporter.start(config.metrics.listen);
+    }
     this.startSources(config.sources);
     await this.listener.listen(config.tumbler.listen);
     for (const r of await runPreflight(config, PREFLIGHT_CHECKS)) {
@@ -195,6 +202,7 @@ export class Daemon {
     for (const s of this.sources) s.stop();
     this.listener.close();
     this.control?.close();
+    await this.exporter?.stop();
     if (this.config.keepOpenOnExit) {
       this.log.info('keep_open_on_exit: open doors stay open; the kernel and the next start close them');
     } else {

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { parseConfig } from '../../src/config/load';
+import { loadConfigFile, parseConfig } from '../../src/config/load';
+import { Daemon } from '../../src/daemon';
 import { METRICS } from '../../src/metrics/metrics';
 import { PrometheusExporter } from '../../src/metrics/prometheus';
 
@@ -92,6 +93,32 @@ describe('the Prometheus exporter', () => {
     await e.stop();
     agent.destroy();
     await expect(get({ host: '127.0.0.1', port, path: '/metrics' })).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
+
+describe('the daemon with metrics.listen', () => {
+  it('serves /metrics while it runs, and closes the endpoint when it stops', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'doctor-metrics-daemon-'));
+    const sock = path.join(dir, 'metrics.sock');
+    const file = path.join(dir, 'tumblerd.yaml');
+    const port = 20000 + ((process.pid + 57) % 20000);
+    fs.writeFileSync(
+      file,
+      `state_dir: ${dir}/state\nlog:\n  level: error\nmetrics:\n  listen: ${sock}\ntumbler:\n  listen: ["127.0.0.1:${port}"]\n` +
+        `doors:\n  d:\n    secret: a-long-enough-test-secret\n    open: /bin/true\n`,
+      { mode: 0o600 },
+    );
+    const daemon = new Daemon({ configFile: file, config: loadConfigFile(file), dryRun: false, watchConfig: false });
+    try {
+      await daemon.start();
+      const r = await get({ socketPath: sock, path: '/metrics' });
+      expect(r.status).toBe(200);
+      expect(r.body).toContain('# TYPE tumbler_knocks_total counter');
+    } finally {
+      await daemon.stop('test');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(fs.existsSync(sock)).toBe(false);
   });
 });
 
