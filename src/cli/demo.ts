@@ -185,7 +185,7 @@ export class Demo {
 
   private async expectOpen(target: string): Promise<void> {
     let greeting: string | null = null;
-    await this.until(`the door to open for ${target}`, async () => (greeting = await this.connect(target)) !== null, 5000);
+    await this.until(`the door to open for ${target}`, async () => (greeting = await this.connect(target)) !== null, 10_000);
     this.say(`  ✓ connected to ${target} port ${SERVICE_PORT}: "${greeting}"`);
   }
 

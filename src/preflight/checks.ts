@@ -7,7 +7,7 @@
 import type { TumblerdConfig } from '../config/types';
 import { TCP_FLAGS } from '../model/packet';
 import type { FlagFilter } from '../model/door';
-import { PrefixCensus } from '../netfilter/prefixCensus';
+import { PrefixCensus, netfilterPrefixOf } from '../netfilter/prefixCensus';
 import { PreflightEnv } from './env';
 import { CheckResult, PreflightCheck } from './preflight';
 import { Family, FwRule, InputPath, InputView, allRules, coversProto, inputPath, parseIptablesSave, parseNftJson, samePrefix } from './ruleset';
@@ -292,7 +292,16 @@ const nfLogAllNetns = check('nf-log-all-netns', (config, env) => {
   const fix = 'on the host: sysctl -w net.netfilter.nf_log_all_netns=1, and put it in /etc/sysctl.d/ to keep it';
   if (value === '1') return ok('nf_log_all_netns is 1: LOG rules in this network namespace log');
   if (value === '0') return fail('tumblerd runs in a network namespace of its own, where LOG rules log nothing while nf_log_all_netns is 0', fix);
-  return warn('tumblerd runs in a network namespace of its own; cannot read the host\'s nf_log_all_netns, which must be 1 for LOG rules here to log', fix);
+  /* the host's value is out of sight (a container): a recent line logged here answers the question */
+  const here = new Set(env.interfaces());
+  const prefixes = prefixesOf(config).map((p) => p.trimEnd());
+  for (const s of config.sources) {
+    const lines = recentLines(s, env);
+    if (typeof lines === 'string') continue;
+    const seen = lines.find((l) => prefixes.includes(netfilterPrefixOf(l) ?? '\0') && here.has(/ IN=(\S+)/.exec(l)?.[1] ?? ''));
+    if (seen) return ok(`LOG rules in this network namespace log: a recent line with the prefix came in on ${/ IN=(\S+)/.exec(seen)![1]}`);
+  }
+  return warn("tumblerd runs in a network namespace of its own; cannot read the host's nf_log_all_netns, which must be 1 for LOG rules here to log, and no recent line with the prefix came in here", fix);
 });
 
 const doorPrograms = check('door-programs', (config, env) => {

@@ -32,6 +32,8 @@ export interface PreflightEnv {
   hostSysctl(name: string): string | null;
   /** Is this process in PID 1's network namespace? null if it cannot tell. */
   inInitialNetns(): boolean | null;
+  /** Names of this network namespace's interfaces that have an address. */
+  interfaces(): string[];
   /** Does this host have IPv6 addresses beyond loopback and link-local? */
   hasRoutableIPv6(): boolean;
   /** Tries to bind a UDP socket there: null if it can, else the error code (`EADDRINUSE` means someone listens). */
@@ -128,6 +130,9 @@ export function hostEnv(): PreflightEnv {
       } catch {
         return null;
       }
+    },
+    interfaces() {
+      return Object.keys(os.networkInterfaces());
     },
     hasRoutableIPv6() {
       return Object.values(os.networkInterfaces())

@@ -25,6 +25,7 @@ interface FakeHost {
   initialNetns?: boolean | null;
   nfLogAllNetns?: string | null;
   routableV6?: boolean;
+  interfaces?: string[];
   bind?: Record<string, string>;
   nftChain?: CommandOutput;
 }
@@ -52,6 +53,7 @@ function fakeEnv(h: FakeHost): PreflightEnv {
     sysctl: (name) => (name.includes('nf_log_all_netns') ? (h.nfLogAllNetns ?? null) : '0'),
     hostSysctl: () => null,
     inInitialNetns: () => (h.initialNetns === undefined ? true : h.initialNetns),
+    interfaces: () => h.interfaces ?? ['lo', 'eth0'],
     hasRoutableIPv6: () => h.routableV6 ?? false,
     bindProblem: async (host, port) => h.bind?.[`${host}:${port}`] ?? null,
   };
@@ -211,6 +213,15 @@ describe('the preflight checks', () => {
     expect(r.fix).toContain('sysctl -w net.netfilter.nf_log_all_netns=1');
     expect((await check('nf-log-all-netns', { ruleset: 'nft', initialNetns: false, nfLogAllNetns: '1' })).status).toBe('ok');
     expect((await check('nf-log-all-netns', { ruleset: 'nft' })).status).toBe('ok');
+  });
+
+  it('nf-log-all-netns, with the host out of sight, takes a recent line logged on an interface of this namespace as proof', async () => {
+    const hidden = { ruleset: 'nft' as const, initialNetns: false, nfLogAllNetns: null };
+    /* the captured kmsg records came in on s2620 */
+    const seen = await check('nf-log-all-netns', { ...hidden, interfaces: ['lo', 's2620'] }, configWith('', 'FWCAP: '));
+    expect(seen).toMatchObject({ status: 'ok', message: expect.stringContaining('came in on s2620') });
+    expect((await check('nf-log-all-netns', hidden, configWith('', 'FWCAP: '))).status).toBe('warn');
+    expect((await check('nf-log-all-netns', { ...hidden, interfaces: ['s2620'] }, configWith('', 'OTHER: '))).status).toBe('warn');
   });
 
   it('door-programs fails on a program that is not installed', async () => {
