@@ -1,5 +1,6 @@
 /** The validated configuration the daemon runs on. Names follow the YAML keys, in camelCase. */
 import type { DoorConfig } from '../model/door';
+import type { FleetConfig } from '../fleet/config';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'verbose' | 'debug';
 
@@ -24,5 +25,7 @@ export interface TumblerdConfig {
   keepOpenOnExit: boolean;
   sources: SourceConfig[];
   tumbler: { listen: ListenAddress[]; skewMinutes: number };
+  /** Shared replay and grants with other gateways through Redis; null when alone. */
+  fleet: FleetConfig | null;
   doors: DoorConfig[];
 }
