@@ -117,6 +117,10 @@ doors:
     expect(s.state).toBe('up');
     expect(s.members.map((m: { name: string }) => m.name)).toEqual(['gw1', 'gw2', 'gw3']);
     expect(s.received.dropped.own).toBe(1);
+    const text = spawnSync(process.execPath, [TUMBLERD, 'status', '--config', configs[1]], { encoding: 'utf8' }).stdout;
+    expect(text).toMatch(/^fleet lab as gw2: Redis redis:\/\/gw@\S+ up since /);
+    expect(text).toContain('members: gw1 (');
+    console.log(text);
   });
 
   it('refuses the same knock sent to gateway 2 as a replay', async () => {
