@@ -7,7 +7,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -15,6 +14,8 @@ import Redis from 'ioredis';
 import { Fleet } from '../src/fleet/fleet';
 import type { DoorConfig } from '../src/model/door';
 import { ReplayCache } from '../src/tumbler/replayCache';
+import { freePort } from '../test/support/fleetLab';
+import { sleep } from '../test/support/lab';
 
 export interface FleetBench {
   gateways: number;
@@ -32,20 +33,11 @@ export interface FleetBench {
 }
 
 const quiet = { info() {}, warn() {}, error() {} };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function stats(xs: number[]): { median: number; p99: number; max: number } {
   const s = [...xs].sort((a, b) => a - b);
   const at = (p: number) => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
   return { median: at(0.5), p99: at(0.99), max: s[s.length - 1] };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 function parseInfo(text: string): Map<string, string> {

@@ -6,7 +6,7 @@
  */
 import crypto from 'node:crypto';
 import { isCanonicalSource, canonicalSource, Family } from '../model/address';
-import type { KnockVia } from '../model/grant';
+import type { Grant } from '../model/grant';
 
 /** Names the format and its version inside what is signed: no other use of the key can collide with it. */
 const TAG = 'tumbler-fleet-grant/1';
@@ -19,19 +19,14 @@ export const MAX_GRANT_MS = 24 * 3_600_000;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
-export interface FleetGrant {
+/** A grant as it travels: what the knock granted, and who sent it, which group, which id, until when. */
+export interface FleetGrant extends Pick<Grant, 'door' | 'src' | 'family' | 'via' | 'user' | 'at'> {
   group: string;
   /** The gateway that accepted the knock. */
   sender: string;
   /** 32 hex digits, random: receivers apply each id once. */
   id: string;
-  door: string;
-  src: string;
-  family: Family;
-  via: KnockVia;
-  user: string | null;
-  /** When the knock was accepted, and when the door closes on every gateway (ms since the epoch). */
-  at: number;
+  /** When the door closes on every gateway (ms since the epoch). */
   until: number;
 }
 

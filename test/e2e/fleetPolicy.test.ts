@@ -6,7 +6,6 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { FleetConfig } from '../../src/fleet/config';
@@ -14,19 +13,12 @@ import { Fleet } from '../../src/fleet/fleet';
 import type { DoorConfig } from '../../src/model/door';
 import type { Grant } from '../../src/model/grant';
 import { ReplayCache } from '../../src/tumbler/replayCache';
+import { freePort } from '../support/fleetLab';
 import { sleep, waitFor } from '../support/lab';
 
 const hasRedis = spawnSync('sh', ['-c', 'command -v redis-server && command -v openssl']).status === 0;
 const describeRedis = hasRedis ? describe : describe.skip;
 if (!hasRedis) console.warn('SKIPPED fleet policy tests: redis-server or openssl is not installed (bash .ci/run installs them)');
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 class RedisServer {
   child: ChildProcess | null = null;

@@ -7,11 +7,21 @@
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { SERVICE_PORT, TUMBLER_PORT, waitFor } from './lab';
 
 let fleetLabs = 0;
+
+/** A TCP port free on 127.0.0.1 now, for a server of a test's own (never Redis's default 6379). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
 
 /** Why a fleet lab cannot run here, or null. */
 export function fleetLabUnavailable(): string | null {
