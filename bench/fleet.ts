@@ -79,7 +79,7 @@ export async function runFleetBench(gateways = 50, knocks = 200, gapMs = 20): Pr
     const applied = new Map<string, number[]>();
     const members = Array.from({ length: gateways }, (_, i) =>
       new Fleet(
-        { redis: `redis://127.0.0.1:${port}/0`, password: null, name: `gw${i}`, group: 'bench', key, offline: 'refuse', timeoutMs: 1000, streamLength: 10_000, tls: null },
+        { redis: `redis://127.0.0.1:${port}/0`, password: null, name: `gw${i}`, group: 'bench', key, keyFile: '', offline: 'refuse', timeoutMs: 1000, streamLength: 10_000, tls: null },
         doors,
         {
           openDoor: async (g) => {

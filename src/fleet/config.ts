@@ -22,6 +22,8 @@ export interface FleetConfig {
   name: string;
   group: string;
   key: Buffer;
+  /** Where the key was read from, for the start-up check of its mode. */
+  keyFile: string;
   offline: OfflinePolicy;
   /** Every Redis call gives up after this long. */
   timeoutMs: number;
@@ -102,6 +104,7 @@ export function parseFleet(raw: RawFleet, configFile: string, readFile: (f: stri
     name: raw.name,
     group: raw.group,
     key,
+    keyFile: file(raw.key_file),
     offline: raw.offline ?? 'refuse',
     timeoutMs,
     streamLength: raw.stream_length ?? DEFAULT_STREAM_LENGTH,

@@ -4,6 +4,8 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import type { TumblerdConfig } from '../config/types';
+import type { CheckResult, PreflightCheck } from '../preflight/preflight';
 
 export const FLEET_KEY_BYTES = 32;
 
@@ -25,3 +27,24 @@ export function writeNewFleetKey(file: string): void {
   /* the umask could have narrowed it further, never widened it: make it exactly 0600 */
   fs.chmodSync(file, 0o600);
 }
+
+/** Whoever can read the key can make grants every gateway of the group applies. */
+export const fleetKeyPrivate: PreflightCheck = {
+  name: 'fleet-key',
+  run(config: TumblerdConfig): CheckResult[] {
+    if (!config.fleet) return [];
+    const file = config.fleet.keyFile;
+    let mode: number;
+    try {
+      mode = fs.statSync(file).mode;
+    } catch {
+      return [];
+    }
+    if ((mode & 0o077) === 0) return [{ status: 'ok', message: `${file} (the fleet key) is readable by its owner only` }];
+    return [{
+      status: 'warn',
+      message: `${file} (the fleet key) can be read by other users: with it they can make grants every gateway of fleet ${config.fleet.group} applies`,
+      fix: `chmod 600 ${file}`,
+    }];
+  },
+};

@@ -65,7 +65,7 @@ describeRedis('fleet policy with a real Redis', () => {
     const logs: string[] = [];
     const log = (level: string) => (m: string) => logs.push(`${level} ${m}`);
     const cfg: FleetConfig = {
-      redis: `redis://127.0.0.1:${port}/0`, password: null, name, group: 'policy', key, offline: 'refuse',
+      redis: `redis://127.0.0.1:${port}/0`, password: null, name, group: 'policy', key, keyFile: '', offline: 'refuse',
       timeoutMs: 300, streamLength: 1000, tls: null, ...extra,
     };
     const fleet = new Fleet(cfg, DOORS, { openDoor: async (g) => void opened.push(g) }, { info: log('info'), warn: log('warn'), error: log('error') });

@@ -8,9 +8,14 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { ConfigError, parseConfig } from '../../src/config/load';
-import { parseFleetKey, writeNewFleetKey } from '../../src/fleet/key';
+import { fleetKeyPrivate, parseFleetKey, writeNewFleetKey } from '../../src/fleet/key';
+import type { TumblerdConfig } from '../../src/config/types';
 import { FleetGrant, MAX_CLOCK_SKEW_MS, MAX_GRANT_MS, openGrant, signGrant } from '../../src/fleet/message';
 import { fleetKeys } from '../../src/fleet/names';
+import { DoorDispatcher } from '../../src/doors/dispatcher';
+import type { FirewallBackend } from '../../src/firewall/backend';
+import { DEFAULT_FLAGS } from '../../src/knock/sequence';
+import type { Grant } from '../../src/model/grant';
 
 const KEY = crypto.randomBytes(32);
 const NOW = Date.parse('2026-11-25T10:00:00Z');
@@ -107,6 +112,15 @@ describe('fleet key', () => {
     expect(parseFleetKey(fs.readFileSync(path.join(dir, 'other.key'), 'utf8')).equals(key)).toBe(false);
   });
 
+  it('warns at start-up when other users can read the key', () => {
+    const file = path.join(dir, 'fleet.key');
+    writeNewFleetKey(file);
+    const config = { fleet: { keyFile: file, group: 'prod' } } as unknown as TumblerdConfig;
+    expect(fleetKeyPrivate.run(config)).toEqual([expect.objectContaining({ status: 'ok' })]);
+    fs.chmodSync(file, 0o644);
+    expect(fleetKeyPrivate.run(config)).toEqual([expect.objectContaining({ status: 'warn', fix: `chmod 600 ${file}` })]);
+  });
+
   it('refuses keys that are not 64 hex digits', () => {
     for (const text of ['', 'ab'.repeat(31), 'ab'.repeat(33), 'zz'.repeat(32), 'password']) expect(() => parseFleetKey(text)).toThrow(/64 hex digits/);
   });
@@ -184,5 +198,55 @@ doors:
     expect(problems(`fleet:\n  redis: redis://h\n  name: "gw 1"\n  group: prod\n  key_file: /etc/fleet.key\n${DOOR}`)).toEqual([
       expect.stringMatching(/fleet\.name: /),
     ]);
+  });
+});
+
+describe('a grant with an end (untilMs) at the door dispatcher', () => {
+  const ok = { ok: true, code: 0, signal: null, timedOut: false, stdout: '', stderr: '' };
+  const log = { info: jest.fn(), warn: jest.fn(), error: jest.fn() };
+  let ran: string[];
+  let allowed: number[];
+  const firewall: FirewallBackend = {
+    name: 'recording',
+    setup: async () => undefined,
+    repair: async () => false,
+    allow: async (_src, _family, _rules, seconds) => void allowed.push(seconds),
+    revoke: async (src) => void ran.push(`revoke ${src}`),
+    list: async () => [],
+    teardown: async () => undefined,
+  };
+  const door = {
+    name: 'ssh', sequence: null, sequenceTimeoutMs: 10_000, flags: DEFAULT_FLAGS, secret: 's', open: [], close: [], open6: [], close6: [],
+    closeAfterMs: 30_000, commandTimeoutMs: 1000, allow: [{ proto: 'tcp' as const, port: 22 }], fleet: true,
+  };
+  const g = (untilMs?: number): Grant => ({ door: 'ssh', src: '192.0.2.7', family: 4, via: 'tumbler', user: null, at: 0, ...(untilMs ? { untilMs } : {}) });
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    ran = [];
+    allowed = [];
+  });
+  afterEach(() => jest.useRealTimers());
+
+  it('closes at the sender\'s end when that is sooner than close_after, in the timer and in the kernel timeout', async () => {
+    const d = new DoorDispatcher([door], async () => ok, log, () => undefined, firewall);
+    await d.openDoor(g(1_000_000 + 12_000));
+    expect(d.list()[0].closesAt).toBe(1_012_000);
+    expect(allowed).toEqual([12]);
+    await jest.advanceTimersByTimeAsync(11_999);
+    expect(ran).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(ran).toEqual(['revoke 192.0.2.7']);
+  });
+
+  it('never keeps a door longer than its own close_after, and a sooner end does not shorten an open door', async () => {
+    const d = new DoorDispatcher([door], async () => ok, log, () => undefined, firewall);
+    await d.openDoor(g(1_000_000 + 3_600_000));
+    expect(d.list()[0].closesAt).toBe(1_030_000);
+    await jest.advanceTimersByTimeAsync(10_000);
+    await d.openDoor(g(1_000_000 + 15_000));
+    expect(d.list()[0].closesAt).toBe(1_030_000);
+    await d.openDoor(g());
+    expect(d.list()[0].closesAt).toBe(1_040_000);
+    expect(allowed).toEqual([30, 20, 30]);
   });
 });
