@@ -90,6 +90,8 @@ export class FleetReceiver {
       } catch (err) {
         if (this.stopped) break;
         this.link.observe(err);
+        /* what was read but not acknowledged before the failure is read again (ids already applied are skipped) */
+        backlog = true;
         /* the group or the stream may have been deleted: make them again */
         if (/NOGROUP/.test((err as Error).message)) ready = false;
         await new Promise((res) => setTimeout(res, 200));
@@ -98,15 +100,12 @@ export class FleetReceiver {
   }
 
   private async handle(r: Redis, cg: string, entries: [string, string[] | null][]): Promise<void> {
-    const done: string[] = [];
     const expiredBefore = this.counts.dropped.expired ?? 0;
-    for (const [id, flat] of entries) {
-      this.counts.received++;
-      /* a pending entry trimmed from the stream comes back without fields */
-      if (flat) await this.one(fieldsOf(flat));
-      done.push(id);
-    }
-    await r.xack(this.keys.stream, cg, ...done);
+    this.counts.received += entries.length;
+    /* side by side, as the listener hands over its grants: one door's firewall commands do not hold up the next */
+    await Promise.all(entries.map(([, flat]) => (flat ? this.one(fieldsOf(flat)) : undefined)));
+    /* a pending entry trimmed from the stream comes back without fields: acknowledged all the same */
+    await r.xack(this.keys.stream, cg, ...entries.map(([id]) => id));
     const expired = (this.counts.dropped.expired ?? 0) - expiredBefore;
     if (expired > 0) this.log.info('fleet: grants that expired before they could be applied were skipped', { grants: expired });
   }
