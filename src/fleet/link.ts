@@ -113,12 +113,6 @@ export class RedisLink {
     }
   }
 
-  /** Records the outcome of a call made on the blocking connection. */
-  observe(err: unknown): void {
-    if (err === null) this.mark('up');
-    else if (!isReply(err)) this.mark('down', (err as Error).message);
-  }
-
   async close(): Promise<void> {
     this.closing = true;
     this.client.disconnect();

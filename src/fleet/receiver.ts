@@ -83,14 +83,15 @@ export class FleetReceiver {
         const reply = (await (backlog
           ? r.xreadgroup('GROUP', cg, this.gateway, 'COUNT', BATCH, 'STREAMS', this.keys.stream, '0')
           : r.xreadgroup('GROUP', cg, this.gateway, 'COUNT', BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', this.keys.stream, '>'))) as StreamReply;
-        this.link.observe(null);
         const entries = reply?.[0]?.[1] ?? [];
         if (backlog && entries.length === 0) backlog = false;
         if (entries.length > 0) await this.handle(r, cg, entries);
       } catch (err) {
         if (this.stopped) break;
-        this.link.observe(err);
-        /* what was read but not acknowledged before the failure is read again (ids already applied are skipped) */
+        /*
+         * Not a verdict on Redis (the other connection decides that: this one may come back later).
+         * What was read but not acknowledged before the failure is read again; ids applied are skipped.
+         */
         backlog = true;
         /* the group or the stream may have been deleted: make them again */
         if (/NOGROUP/.test((err as Error).message)) ready = false;
