@@ -183,7 +183,9 @@ doors:
     expect(lab.connects(2, lab.clientIp(4))).toBe(false);
   }, 30_000);
 
-  it('with Redis killed, refuses shared-secret knocks on every gateway and says so once', async () => {
+  it('with Redis killed, refuses shared-secret knocks on every gateway and says so once; open doors close on time', async () => {
+    lab.udp(lab.clientIp(9), lab.gatewayIp(1), knock(9));
+    await waitFor('the door to open on every gateway', () => gw.every((d) => opened(d, 9) === 1), 5000);
     await lab.killRedis();
     await waitFor('every gateway to notice', () => gw.every((d) => d.count('fleet: Redis does not answer') === 1), 5000);
     lab.udp(lab.clientIp(5), lab.gatewayIp(0), knock(5));
@@ -195,7 +197,9 @@ doors:
       expect(gw[i].count('fleet: Redis does not answer')).toBe(1);
     }
     expect(status(0).state).toBe('down');
-  });
+    await waitFor('the doors opened before to close', () => gw.every((d) => d.count(`door closed door=ssh src=${lab.clientIp(9)} `) === 1), (CLOSE_AFTER_S + 2) * 1000);
+    for (let i = 0; i < 3; i++) expect(lab.connects(i, lab.clientIp(9))).toBe(false);
+  }, 30_000);
 
   it('heals when Redis is back: knocks open on every gateway again', async () => {
     await lab.restartRedis();
