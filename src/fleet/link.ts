@@ -39,7 +39,7 @@ function splitUser(url: string): { url: string; username: string | undefined } {
   return { url: u.toString(), username };
 }
 
-export function redisOptions(cfg: FleetConfig, commandTimeout: number): RedisOptions {
+function redisOptions(cfg: FleetConfig, commandTimeout: number): RedisOptions {
   return {
     lazyConnect: true,
     username: splitUser(cfg.redis).username,
