@@ -15,6 +15,7 @@ import { convertLegacy, detectLegacy } from './legacy';
 import type { AllowRule, CommandTemplate, DoorConfig } from '../model/door';
 import type { ListenAddress } from '../model/address';
 import { MetricsListen, SourceConfig, TumblerdConfig } from './types';
+import { RawFleet, parseFleet } from '../fleet/config';
 
 export interface ConfigProblem {
   file: string;
@@ -58,6 +59,7 @@ interface RawConfig {
   sources?: Record<string, unknown>[];
   tumbler?: { listen?: string[]; skew_minutes?: number };
   metrics?: { listen: string };
+  fleet?: RawFleet;
   doors: Record<string, Record<string, unknown>>;
 }
 
@@ -252,6 +254,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         allow: ((d.allow as string[] | undefined) ?? []).map((a, i) =>
           attempt([...at('allow'), i], { proto: 'tcp' as const, port: 0 }, () => parseAllow(a)),
         ),
+        fleet: d.fleet === true,
       };
       if (!door.sequence && !door.secret && secretKeys.length === 0) {
         problem(['doors', name], 'the door has no sequence and no secret: nothing can open it', true);
@@ -265,6 +268,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       if (d.allow !== undefined && d.close_after === undefined) {
         problem(at('allow'), 'allow needs close_after: a door tumbler opens must close again');
       }
+      if (door.fleet && !data.fleet) problem(at('fleet'), 'a fleet door needs the fleet: section (Redis, name, group, key_file)');
+      if (door.fleet && d.close_after === undefined) problem(at('fleet'), 'a fleet door needs close_after: what it opens on every gateway must close again');
       if (door.sequenceTimeoutMs <= 0 && d.sequence !== undefined) {
         problem(at('sequence_timeout'), 'must be longer than zero');
       }
@@ -294,6 +299,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     problem(['doors', withSequence[0], 'sequence'], 'doors have knock sequences but no log source is configured (sources:)');
   }
 
+  const fleet = data.fleet ? parseFleet(data.fleet, file, readFile, (p, message) => problem(p, message)) : null;
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     file,
@@ -306,6 +313,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     sources,
     tumbler: { listen, skewMinutes: data.tumbler?.skew_minutes ?? 1 },
     metrics: metricsListen ? { listen: metricsListen } : null,
+    fleet,
     doors,
   };
 }

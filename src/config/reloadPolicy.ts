@@ -21,6 +21,8 @@ export const RELOAD_POLICY: Record<Exclude<keyof TumblerdConfig, 'file'>, Reload
   nftables: 'restart',
   /* the exporter's socket is bound once, at start, like the control socket */
   metrics: 'restart',
+  /* the Redis connections, the consumer group and the replay store are made once */
+  fleet: 'restart',
 };
 
 const yamlName = (camel: string) => camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

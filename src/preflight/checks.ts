@@ -8,7 +8,7 @@ import type { TumblerdConfig } from '../config/types';
 import { TCP_FLAGS } from '../model/packet';
 import type { FlagFilter } from '../model/door';
 import { PrefixCensus, netfilterPrefixOf } from '../netfilter/prefixCensus';
-import { PreflightEnv } from './env';
+import { PreflightEnv, hostEnv } from './env';
 import { CheckResult, PreflightCheck } from './preflight';
 import { Family, FwRule, InputPath, InputView, allRules, coversProto, inputPath, parseIptablesSave, parseNftJson, samePrefix } from './ruleset';
 
@@ -21,7 +21,7 @@ type Outcome = CheckResult | CheckResult[];
 function check(name: string, run: (config: TumblerdConfig, env: PreflightEnv) => Outcome | Promise<Outcome>): PreflightCheck {
   return {
     name,
-    async run(config, env) {
+    async run(config, env = hostEnv()) {
       const r = await run(config, env);
       return Array.isArray(r) ? r : [r];
     },

@@ -16,8 +16,8 @@ export interface CheckResult {
 
 export interface PreflightCheck {
   name: string;
-  /** `env` is how a check looks at the host (firewall, devices, programs); checks of the config alone ignore it. */
-  run(config: TumblerdConfig, env: PreflightEnv): CheckResult[] | Promise<CheckResult[]>;
+  /** `env` is how a check looks at the host (firewall, devices, programs; the real host when absent); checks of the config alone ignore it. */
+  run(config: TumblerdConfig, env?: PreflightEnv): CheckResult[] | Promise<CheckResult[]>;
 }
 
 export interface NamedResult extends CheckResult {

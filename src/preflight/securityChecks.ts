@@ -1,6 +1,7 @@
 /** Start-up checks about who else could read a secret or forge a knock. */
 import fs from 'node:fs';
 import { TumblerdConfig } from '../config/types';
+import { fleetKeyPrivate } from '../fleet/key';
 import { isSyslogKernelLine } from '../netfilter/logLine';
 import { HOST_CHECKS } from './checks';
 import { CheckResult, PreflightCheck } from './preflight';
@@ -60,4 +61,4 @@ export const fileSourcesKernelOnly: PreflightCheck = {
 };
 
 /** What the daemon runs at start, `--check` prints when not OK, and `tumblerd doctor` prints whole. */
-export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly, ...HOST_CHECKS];
+export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly, fleetKeyPrivate, ...HOST_CHECKS];
