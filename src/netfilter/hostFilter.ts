@@ -102,7 +102,7 @@ export class HostFilter {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly only: ReadonlySet<string> | null,
+    private only: ReadonlySet<string> | null,
     private readonly read: () => HostView = readHostView,
     private readonly clock: () => number = Date.now,
   ) {
@@ -120,6 +120,11 @@ export class HostFilter {
     this.timer = null;
   }
 
+  /** The `interfaces:` setting changed (a reload). */
+  setOnly(only: ReadonlySet<string> | null): void {
+    this.only = only;
+  }
+
   /** Why `e` is not for this host, or null. */
   refuse(e: PacketEvent): HostRefusal | null {
     const r = hostRefusal(e, this.view, this.only);
@@ -135,6 +140,11 @@ export class HostFilter {
     this.view = this.read();
     this.readAt = this.clock();
   }
+}
+
+/** The `interfaces:` setting as the filter wants it. */
+export function interfaceSet(list: string[] | undefined): ReadonlySet<string> | null {
+  return list && list.length > 0 ? new Set(list) : null;
 }
 
 /** `net.netfilter.nf_log_all_netns`: when 1, every network namespace's LOG rules write into this kernel log. */
