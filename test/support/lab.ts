@@ -229,14 +229,19 @@ export class Lab {
     return child;
   }
 
-  /** Starts rsyslog writing kernel lines to a file in the given format; returns the file. */
-  startRsyslog(format: 'traditional' | 'rfc3339' = 'rfc3339', file = path.join(this.dir, 'kern.log')): string {
+  /**
+   * Starts rsyslog writing kernel lines to a file in the given format; returns the file. With
+   * `socket`, it also takes local syslog datagrams on that path, as it does on /dev/log on hosts
+   * where it owns that socket (the host's own /dev/log is never touched).
+   */
+  startRsyslog(format: 'traditional' | 'rfc3339' = 'rfc3339', file = path.join(this.dir, 'kern.log'), socket?: string): string {
     const template = format === 'traditional' ? 'RSYSLOG_TraditionalFileFormat' : 'RSYSLOG_FileFormat';
     const conf = path.join(this.dir, 'rsyslog.conf');
     const pidFile = path.join(this.dir, 'rsyslog.pid');
+    const unixSocket = socket ? `module(load="imuxsock" SysSock.Use="off")\ninput(type="imuxsock" Socket="${socket}")\n` : '';
     fs.writeFileSync(
       conf,
-      `module(load="imkmsg")\nkern.* action(type="omfile" file="${file}" template="${template}")\n`,
+      `module(load="imkmsg")\n${unixSocket}kern.* action(type="omfile" file="${file}" template="${template}")\n`,
     );
     this.sh(['rsyslogd', '-f', conf, '-i', pidFile]);
     const start = Date.now();
