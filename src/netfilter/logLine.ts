@@ -289,22 +289,16 @@ export class LogLineParser {
     return this.parseMessage(line, msgAt, this.lastStampMs + clock.fractionMs);
   }
 
-  /** `Mon Nov 24 00:17:59 2026 ` (with a year), then a syslog line's host or OpenWrt's facility. */
+  /** `Mon Nov 24 00:17:59 2026 kern.warn kernel: ` (busybox logread: a year, no host, the facility named). */
   private parseLongDate(line: string, at: number): PacketEvent | LineVerdict {
     const date = readLongDate(line, at);
     if (date === null) return 'other';
     const t = this.localTime(date.year, date.month, date.day, date.h, date.m, date.s);
     if (t === null) return 'other';
-    /* OpenWrt: `kern.warn kernel: `; no host name */
-    let msgAt: number;
-    if (line.startsWith('kern.', date.end)) {
-      const end = line.indexOf(' ', date.end);
-      if (end < 0 || end - date.end > 12 || !line.startsWith(KERNEL_TAG, end + 1)) return 'other';
-      msgAt = skipUptime(line, end + 1 + KERNEL_TAG.length);
-    } else {
-      msgAt = this.kernelMessageStart(line, date.end);
-    }
-    return msgAt < 0 ? 'other' : this.parseMessage(line, msgAt, t);
+    if (!line.startsWith('kern.', date.end)) return 'other';
+    const end = line.indexOf(' ', date.end);
+    if (end < 0 || end - date.end > 12 || !line.startsWith(KERNEL_TAG, end + 1)) return 'other';
+    return this.parseMessage(line, skipUptime(line, end + 1 + KERNEL_TAG.length), t);
   }
 
   /** `2026-11-24T00:17:59.282475+00:00 host kernel: MSG` (also journalctl's `+0000`). */
