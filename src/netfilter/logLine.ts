@@ -597,15 +597,7 @@ function ipv6Extension(s: string, i: number): number {
 
 /** `SPT= DPT= [SEQ= ACK=] WINDOW= RES=0x.. FLAGS URGP= [OPT (..)]` */
 function tcpHeader(s: string, i: number, out: Ports): number {
-  if (!s.startsWith('SPT=', i)) return -1;
-  const spt = decEnd(s, i + 4, 5);
-  if (spt < 0 || !s.startsWith(' DPT=', spt)) return -1;
-  const dpt = decEnd(s, spt + 5, 5);
-  if (dpt < 0) return -1;
-  out.sport = decValue(s, i + 4, spt);
-  out.dport = decValue(s, spt + 5, dpt);
-  if (out.sport > 65535 || out.dport > 65535) return -1;
-  let j = sep(s, dpt);
+  let j = portsField(s, i, out);
   if (j >= 0 && s.startsWith('SEQ=', j)) {
     j = decField(s, j, 'SEQ=', 10);
     if (j >= 0) j = decField(s, j, 'ACK=', 10);
@@ -650,6 +642,13 @@ function tcpHeader(s: string, i: number, out: Ports): number {
 
 /** `SPT= DPT= LEN=` */
 function udpHeader(s: string, i: number, out: Ports): number {
+  out.flags = 0;
+  const j = portsField(s, i, out);
+  return j < 0 ? -1 : decField(s, j, 'LEN=', 5);
+}
+
+/** `SPT= DPT= `, into `out`. */
+function portsField(s: string, i: number, out: Ports): number {
   if (!s.startsWith('SPT=', i)) return -1;
   const spt = decEnd(s, i + 4, 5);
   if (spt < 0 || !s.startsWith(' DPT=', spt)) return -1;
@@ -657,10 +656,7 @@ function udpHeader(s: string, i: number, out: Ports): number {
   if (dpt < 0) return -1;
   out.sport = decValue(s, i + 4, spt);
   out.dport = decValue(s, spt + 5, dpt);
-  out.flags = 0;
-  if (out.sport > 65535 || out.dport > 65535) return -1;
-  const j = sep(s, dpt);
-  return j < 0 ? -1 : decField(s, j, 'LEN=', 5);
+  return out.sport > 65535 || out.dport > 65535 ? -1 : sep(s, dpt);
 }
 
 /** Past a `[  325.484838] ` uptime stamp (and a `[T123] ` caller id) at `i`, if there is one. */

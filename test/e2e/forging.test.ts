@@ -12,43 +12,15 @@
  *     tumblerd cannot tell them apart: it warns at start instead, and the forgery works.
  *  4. A line root writes into /dev/kmsg, read through a real systemd-journald.
  */
-import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Lab, TUMBLERD, describeLab, sleep, waitFor } from '../support/lab';
+import { Daemon, Lab, describeLab, sleep, waitFor } from '../support/lab';
 
 /* one forged source per route, so that a line replayed from an earlier route (rsyslog and journald import the ring buffer) is not taken for this one's */
 const FORGED = { crash: '198.51.100.7', netns: '198.51.100.8', copy: '198.51.100.9', syslog: '198.51.100.10', journal: '198.51.100.11' };
 const PORT = 4242;
-
-/** tumblerd with its output kept; `wrap` runs it inside another command (nsenter for journald's namespace). */
-class Tumblerd {
-  output = '';
-  readonly child: ChildProcess;
-
-  constructor(lab: Lab, config: string, wrap: string[] = []) {
-    const argv = [...wrap, 'ip', 'netns', 'exec', lab.srv, process.execPath, TUMBLERD, '--config', config, '--log-level', 'debug'];
-    this.child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
-    this.child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
-  }
-
-  async started(): Promise<this> {
-    await waitFor('tumblerd to start', () => {
-      if (this.child.exitCode !== null) throw new Error(`tumblerd exited:\n${this.output}`);
-      return this.output.includes('tumblerd started');
-    });
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((r) => this.child.once('exit', r));
-    this.child.kill('SIGTERM');
-    await exited;
-  }
-}
 
 describeLab(
   'forging a knock: none of the ways a local user has opens a door',
@@ -56,7 +28,7 @@ describeLab(
     const lab = new Lab();
     const user = `forging${process.pid % 100000}`;
     let shared = '';
-    const running: Tumblerd[] = [];
+    const running: Daemon[] = [];
 
     const config = (name: string, source: string): string => {
       const file = path.join(lab.dir, `${name}.yaml`);
@@ -69,7 +41,7 @@ describeLab(
     };
     const opened = (name: string, src: string) => fs.existsSync(path.join(lab.dir, `opened-${name}-${src}`));
     const start = async (name: string, source: string, wrap: string[] = []) => {
-      const d = new Tumblerd(lab, config(name, source), wrap);
+      const d = new Daemon(lab, config(name, source), [], process.env, wrap);
       running.push(d);
       return d.started();
     };
@@ -79,6 +51,13 @@ describeLab(
       await waitFor('the genuine knock to open the door', () => opened(name, lab.clientIp), 8000);
     };
     const asUser = (args: string[]) => spawnSync('runuser', ['-u', user, '--', ...args], { encoding: 'utf8', timeout: 15_000 });
+    /** An nft ruleset the user loads in their own namespace: log the knock port with the lab's prefix, and drop it. */
+    const logRule = (): string => {
+      const rules = path.join(shared, 'forge.nft');
+      fs.writeFileSync(rules, `table ip forge {\n chain c {\n  type filter hook input priority 0;\n  tcp dport ${PORT} log prefix "${lab.prefix}" drop\n }\n}\n`);
+      fs.chmodSync(rules, 0o644);
+      return rules;
+    };
     /** A line the kernel's logger would print for a SYN from `src` to the server, on its interface. */
     const kernelShaped = (src: string) =>
       `${lab.prefix}IN=${lab.serverDev} OUT= MAC=00:11:22:33:44:55:66:77:88:99:aa:bb:08:00 SRC=${src} DST=${lab.serverIp} ` +
@@ -127,9 +106,7 @@ describeLab(
       expect(fs.readFileSync('/proc/sys/net/netfilter/nf_log_all_netns', 'utf8').trim()).toBe('1');
       const d = await start('netns', 'kmsg: /dev/kmsg');
       expect(d.output).toContain('nf_log_all_netns is 1');
-      const rules = path.join(shared, 'rules.nft');
-      fs.writeFileSync(rules, `table ip forge {\n chain c {\n  type filter hook input priority 0;\n  tcp dport ${PORT} log prefix "${lab.prefix}" drop\n }\n}\n`);
-      fs.chmodSync(rules, 0o644);
+      const rules = logRule();
       const script =
         `ip link set lo up && ip addr add ${lab.serverIp}/32 dev lo && ip addr add ${FORGED.netns}/32 dev lo && nft -f ${rules} && ` +
         `/usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('${FORGED.netns}', 0)); s.settimeout(1); s.connect_ex(('${lab.serverIp}', ${PORT}))"`;
@@ -145,9 +122,7 @@ describeLab(
     it("2b. the same namespace with a copy of this namespace's interface and address: warned, because text cannot tell them apart", async () => {
       const d = await start('copy', 'kmsg: /dev/kmsg');
       expect(d.output).toContain('nf_log_all_netns is 1');
-      const rules = path.join(shared, 'copy.nft');
-      fs.writeFileSync(rules, `table ip forge {\n chain c {\n  type filter hook input priority 0;\n  tcp dport ${PORT} log prefix "${lab.prefix}" drop\n }\n}\n`);
-      fs.chmodSync(rules, 0o644);
+      const rules = logRule();
       /* a veth pair inside the user's namespace, one end named like the server's interface and given its
        * address, the other in a second namespace of the user's that sends the SYN */
       const peer =

@@ -223,8 +223,10 @@ export class Lab {
   }
 
   /** Runs a long-lived process inside a namespace; destroy() kills it. */
-  spawn(ns: string, argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['pipe', 'pipe', 'pipe'], env });
+  spawn(ns: string, argv: string[], env: NodeJS.ProcessEnv = process.env, wrap: string[] = []): ChildProcess {
+    /* `wrap` runs it through another command first (nsenter into journald's mount namespace) */
+    const full = [...wrap, 'ip', 'netns', 'exec', ns, ...argv];
+    const child = spawn(full[0], full.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env });
     this.procs.push(child);
     return child;
   }
@@ -297,9 +299,10 @@ export class Daemon {
     readonly configFile: string,
     extraArgs: string[] = [],
     env: NodeJS.ProcessEnv = process.env,
+    wrap: string[] = [],
   ) {
     const argv = [process.execPath, TUMBLERD, '--config', configFile, '--log-level', 'debug', ...extraArgs];
-    this.child = lab ? lab.spawn(lab.srv, argv, env) : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
+    this.child = lab ? lab.spawn(lab.srv, argv, env, wrap) : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
   }
