@@ -38,4 +38,6 @@ export interface DoorConfig {
   allow: AllowRule[];
   /** Classic knocks count only when they came in on one of these interfaces (knockd's Interface); absent: any. */
   interfaces?: string[];
+  /** A grant here opens the door on every gateway of the fleet (config `fleet: true`). */
+  fleet?: boolean;
 }
