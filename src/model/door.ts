@@ -36,6 +36,8 @@ export interface DoorConfig {
   closeAfterMs: number | null;
   commandTimeoutMs: number;
   allow: AllowRule[];
+  /** Classic knocks count only when they came in on one of these interfaces (knockd's Interface); absent: any. */
+  interfaces?: string[];
   /** A grant here opens the door on every gateway of the fleet (config `fleet: true`). */
   fleet?: boolean;
 }

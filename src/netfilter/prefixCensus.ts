@@ -3,7 +3,7 @@
  * firewall logs with `FW-DROP: `, the config expects `FIREWALL: `" instead of staying silent.
  * Pure, and bounded: a log full of invented prefixes grows it by at most MAX_PREFIXES entries.
  */
-import { kernelMessageAt } from './logLine';
+import { kernelMessageOf } from './logLine';
 
 const MAX_PREFIXES = 32;
 /** LOG prefixes are at most 29 characters (the kernel's limit); longer text is not one. */
@@ -14,12 +14,12 @@ const MAX_PREFIX_LENGTH = 29;
  * trimmed of trailing space; '' for a rule without a prefix; null for any other line.
  */
 export function netfilterPrefixOf(line: string): string | null {
-  const at = kernelMessageAt(line);
-  if (at < 0) return null;
-  const fields = line.indexOf('IN=', at);
-  if (fields < 0 || fields - at > MAX_PREFIX_LENGTH + 1) return null;
-  if (!line.startsWith(' OUT=', line.indexOf(' ', fields)) || line.indexOf(' SRC=', fields) < 0) return null;
-  return line.slice(at, fields).trimEnd();
+  const msg = kernelMessageOf(line);
+  if (msg === null) return null;
+  const fields = msg.indexOf('IN=');
+  if (fields < 0 || fields > MAX_PREFIX_LENGTH + 1) return null;
+  if (!msg.startsWith(' OUT=', msg.indexOf(' ', fields)) || msg.indexOf(' SRC=', fields) < 0) return null;
+  return msg.slice(0, fields).trimEnd();
 }
 
 export class PrefixCensus {

@@ -4,6 +4,7 @@ import { TumblerdConfig } from '../config/types';
 import { fleetKeyPrivate } from '../fleet/key';
 import { isSyslogKernelLine } from '../netfilter/logLine';
 import { HOST_CHECKS } from './checks';
+import { FORGERY_CHECKS } from './forgeryChecks';
 import { CheckResult, PreflightCheck } from './preflight';
 
 /**
@@ -61,4 +62,4 @@ export const fileSourcesKernelOnly: PreflightCheck = {
 };
 
 /** What the daemon runs at start, `--check` prints when not OK, and `tumblerd doctor` prints whole. */
-export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly, fleetKeyPrivate, ...HOST_CHECKS];
+export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly, fleetKeyPrivate, ...FORGERY_CHECKS, ...HOST_CHECKS];
