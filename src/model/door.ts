@@ -36,4 +36,8 @@ export interface DoorConfig {
   closeAfterMs: number | null;
   commandTimeoutMs: number;
   allow: AllowRule[];
+  /** Most sources the door is open for at once (`max_open`); the dispatcher's default when absent. */
+  maxOpen?: number;
+  /** Where the secret was read from (`secret_file`), for the permission check. */
+  secretFile?: string | null;
 }
