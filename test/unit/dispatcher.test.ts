@@ -37,7 +37,9 @@ describe('the door dispatcher', () => {
 
   it('opens once, extends on a repeated knock, closes after close_after', async () => {
     const persisted: number[] = [];
-    const d = new DoorDispatcher([door('ssh', 30_000)], runner, log, () => persisted.push(d.list().length));
+    const d: DoorDispatcher = new DoorDispatcher([door('ssh', 30_000)], runner, log, () => {
+      persisted.push(d.list().length);
+    });
     await d.openDoor(grant('ssh', '192.0.2.7', 4, 'sequence'));
     await jest.advanceTimersByTimeAsync(20_000);
     await d.openDoor(grant('ssh', '192.0.2.7', 4, 'tumbler'));
