@@ -15,20 +15,19 @@ export interface CommandResult {
 export type CommandRunner = (argv: readonly string[], timeoutMs: number, input?: string) => Promise<CommandResult>;
 
 /**
- * What a door command gets as its environment: a PATH and nothing else. tumblerd's own
- * environment may hold secrets (secret_env) that no command needs to see.
+ * What a command gets as its environment: tumblerd's PATH and nothing else. tumblerd's own
+ * environment may hold secrets (secret_env) that no door command needs to see.
  */
-export const COMMAND_ENV: Readonly<NodeJS.ProcessEnv> = Object.freeze({
-  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-  LC_ALL: 'C',
-});
+export function commandEnv(): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
+}
 
 export const execRunner: CommandRunner = (argv, timeoutMs, input) =>
   new Promise((resolve) => {
     const child = execFile(
       argv[0],
       argv.slice(1),
-      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024, windowsHide: true, env: { ...COMMAND_ENV } },
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024, windowsHide: true, env: commandEnv() },
       (err, stdout, stderr) => {
         const e = err as (NodeJS.ErrnoException & { killed?: boolean; signal?: string; code?: number | string }) | null;
         resolve({

@@ -187,7 +187,7 @@ doors:
         fs.mkdirSync(stateDir, { recursive: true });
         fs.writeFileSync(path.join(stateDir, 'state.json'), '{"version":1,"doors":[{"door":"ssh","src":"1.2.3.4;id"');
         const daemon = await start();
-        expect(daemon.output).toMatch(/state file .* is unreadable .* moved to .*corrupt-\d+, starting empty/);
+        expect(daemon.output).toMatch(/state: .*state\.json is unreadable .* moved to .*corrupt-\d+; no door is taken from it/);
         expect(fs.readdirSync(stateDir).some((f) => f.startsWith('state.json.corrupt-'))).toBe(true);
       });
     },
