@@ -143,7 +143,8 @@ doors:
         knock(lab);
         await waitFor('the door to open', () => daemon.count('door opened') === 1, 5000);
         await waitFor('the connection to get through', () => lab.connects(), 2000);
-        expect(daemon.output).toContain('was missing: put back');
+        /* stderr and stdout arrive on two pipes: wait for the warning rather than race it */
+        await waitFor('the repair warning', () => daemon.output.includes('was missing: put back'), 2000);
       });
 
       it('keeps running when the firewall command fails, and closes the door once it works again', async () => {
