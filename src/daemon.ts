@@ -206,6 +206,11 @@ export class Daemon {
     return this.stopping;
   }
 
+  /** The replay store's size and what its log has cost so far (for the benchmark of a knock's I/O). */
+  replayStats(): { entries: number; io: FileReplayStore['io'] } {
+    return { entries: this.replay.size, io: { ...this.replay.io } };
+  }
+
   /** Where the Tumbler listener is bound (with the ports the kernel chose for port 0). */
   tumblerAddresses(): { address: string; port: number }[] {
     return this.listener.addresses();
