@@ -13,7 +13,8 @@ import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
 import { parseDuration } from './duration';
 import { convertLegacy, detectLegacy } from './legacy';
 import type { AllowRule, CommandTemplate, DoorConfig } from '../model/door';
-import { ListenAddress, SourceConfig, TumblerdConfig } from './types';
+import type { ListenAddress } from '../model/address';
+import { SourceConfig, TumblerdConfig } from './types';
 import { MAX_CLOSE_AFTER_MS, MAX_COMMAND_TIMEOUT_MS } from '../doors/stateStore';
 
 export interface ConfigProblem {
