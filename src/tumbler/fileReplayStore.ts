@@ -33,6 +33,25 @@ export interface ReplayIoCounts {
 /* keys are the verifiers' (hex digests for v1): encoded so that no key can break a line */
 const encodeKey = (key: string) => encodeURIComponent(key);
 
+/** One `KEY UNTIL` line of the log, bytes [start, end), or null if it is not one. */
+function parseLine(buf: Buffer, start: number, end: number): { key: string; until: number } | null {
+  const space = buf.indexOf(32, start);
+  if (space <= start || space >= end || space - start > 512 || end - space - 1 < 1 || end - space - 1 > 16) return null;
+  let until = 0;
+  for (let i = space + 1; i < end; i++) {
+    const c = buf[i];
+    if (c < 48 || c > 57) return null;
+    until = until * 10 + (c - 48);
+  }
+  const text = buf.toString('latin1', start, space);
+  if (/[^\x21-\x7e]/.test(text)) return null;
+  try {
+    return { key: text.includes('%') ? decodeURIComponent(text) : text, until };
+  } catch {
+    return null;
+  }
+}
+
 export class FileReplayStore implements ReplayStore {
   readonly file: string;
   readonly io: ReplayIoCounts = { appends: 0, appendedBytes: 0, syncs: 0, compactions: 0, compactedBytes: 0 };
@@ -81,29 +100,31 @@ export class FileReplayStore implements ReplayStore {
     }
     if (fd !== null) {
       try {
+        /* parsed from the bytes: a key sliced out of a big string would keep the whole chunk alive */
         const buf = Buffer.allocUnsafe(READ_CHUNK);
-        let rest = '';
+        let kept = 0;
+        let whole = 0;
         for (;;) {
-          const n = fs.readSync(fd, buf, 0, READ_CHUNK, null);
-          if (n === 0) break;
-          const text = rest + buf.toString('latin1', 0, n);
-          const parts = text.split('\n');
-          rest = parts.pop() ?? '';
-          for (const line of parts) {
+          const n = fs.readSync(fd, buf, kept, READ_CHUNK - kept, null);
+          const end = kept + n;
+          let start = 0;
+          for (let nl = buf.indexOf(10, start); nl >= 0 && nl < end; nl = buf.indexOf(10, start)) {
             this.lines++;
-            const m = /^(\S{1,512}) (\d{1,16})$/.exec(line);
-            let key: string | null = null;
-            try {
-              key = m && decodeURIComponent(m[1]);
-            } catch {
-              key = null;
-            }
-            if (key !== null && m) take(key, Number(m[2]));
+            const entry = parseLine(buf, start, nl);
+            if (entry) take(entry.key, entry.until);
             else skipped++;
+            whole += nl + 1 - start;
+            start = nl + 1;
           }
+          if (n === 0) {
+            if (end > start) skipped++; /* a torn last line */
+            break;
+          }
+          buf.copy(buf, 0, start, end);
+          kept = end - start;
+          if (kept === READ_CHUNK) throw new Error(`${this.file} has a line longer than ${READ_CHUNK} bytes`);
         }
-        if (rest) skipped++;
-        this.logBytes = fs.fstatSync(fd).size - Buffer.byteLength(rest, 'latin1');
+        this.logBytes = whole;
       } finally {
         fs.closeSync(fd);
       }
