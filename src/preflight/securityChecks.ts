@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { TumblerdConfig } from '../config/types';
 import { isSyslogKernelLine } from '../netfilter/logLine';
 import { CheckResult, PreflightCheck } from './preflight';
+import { untrustedReason } from '../util/trustedDir';
 
 /**
  * A syslog file that holds other programs' lines lets any local user write a line that looks
@@ -98,4 +99,16 @@ export const secretFilesPrivate: PreflightCheck = {
   },
 };
 
-export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly, secretStrength, secretFilesPrivate];
+/** The daemon refuses to start on such a folder (util/trustedDir.ts); --check says so beforehand. */
+export const stateDirTrusted: PreflightCheck = {
+  name: 'state-dir',
+  run(config: TumblerdConfig): CheckResult[] {
+    if (process.getuid?.() !== 0 || !fs.existsSync(config.stateDir)) return [];
+    const why = fs.lstatSync(config.stateDir).isSymbolicLink() ? `${config.stateDir} is a symlink` : untrustedReason(config.stateDir);
+    return why
+      ? [{ status: 'fail', message: `state_dir ${config.stateDir} is not safe for root: ${why}`, fix: 'make it and every folder above it root\'s and writable by no one else (a sticky folder like /tmp is fine above it)' }]
+      : [];
+  },
+};
+
+export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly, secretStrength, secretFilesPrivate, stateDirTrusted];
