@@ -79,7 +79,8 @@ async function replayBench(live: number, dead: number, knocks: number): Promise<
       for (const p of [42, 196, 69]) fs.appendFileSync(kern, synLine(classic, p));
       await sleep(Number(process.env.BENCH_GAP_MS ?? 40));
     }
-    await sleep(1500);
+    /* long enough for a backlog to drain: a knock still unopened then was dropped */
+    await sleep(5000);
     loop.disable();
     const opened = new Map<string, number>();
     for (const ip of fs.readdirSync(stamps)) opened.set(ip, Number(fs.statSync(path.join(stamps, ip), { bigint: true }).mtimeNs));
