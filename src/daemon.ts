@@ -26,10 +26,12 @@ import { StateStore, currentBootId } from './doors/stateStore';
 import { CommandRunner, dryRunner, execRunner, formatCommand } from './exec/commandRunner';
 import { FirewallBackend } from './firewall/backend';
 import { DryRunFirewall } from './firewall/dryRun';
+import { Fleet } from './fleet/fleet';
 import { createFirewall, firewallKind } from './firewall/select';
 import { KnockPipeline } from './knock/pipeline';
 import { Completion, KnockTracker, knockDoorsOf } from './knock/tracker';
 import { createLogger, reconfigureLogger } from './logger';
+import type { Grant } from './model/grant';
 import { LogLineParser } from './netfilter/logLine';
 import { formatResult, runPreflight } from './preflight/preflight';
 import { PREFLIGHT_CHECKS } from './preflight/securityChecks';
@@ -85,6 +87,7 @@ export class Daemon {
   private readonly tracker: KnockTracker;
   private readonly pipeline: KnockPipeline;
   private readonly listener: TumblerListener;
+  private readonly fleet: Fleet | null;
   private sources: LineSource[] = [];
   private control: { close(): void } | null = null;
   private watcher: FSWatcher | null = null;
@@ -111,8 +114,10 @@ export class Daemon {
       if (this.log.isDebugEnabled()) this.log.debug('knock progress', { door, src, step: `${step}/${of}` });
     });
     this.pipeline = new KnockPipeline(this.tracker);
-    this.listener = new TumblerListener(verifiersOf(config), this.replay, {
-      grant: (g) => void this.dispatcher.openDoor(g),
+    /* with a fleet, knocks are claimed in the group's store and grants on fleet doors published */
+    this.fleet = config.fleet && new Fleet(config.fleet, config.doors, this.dispatcher, this.log);
+    this.listener = new TumblerListener(verifiersOf(config), this.fleet?.replayStore(this.replay) ?? this.replay, {
+      grant: (g) => void this.admit(g),
       info: (m, meta) => this.log.info(m, meta),
       warn: (m, meta) => this.log.warn(m, meta),
     });
@@ -135,7 +140,8 @@ export class Daemon {
     await this.dispatcher.restore(saved.doors, rebooted);
     await this.store.save();
     this.store.retireLegacy();
-    this.control = await startControlServer(this.stateDir, this.dispatcher);
+    await this.fleet?.start();
+    this.control = await startControlServer(this.stateDir, this.dispatcher, this.fleet && (() => this.fleet!.status()));
     this.startSources(config.sources);
     await this.listener.listen(config.tumbler.listen);
     for (const r of await runPreflight(config, PREFLIGHT_CHECKS)) {
@@ -176,6 +182,7 @@ export class Daemon {
     this.tracker.setMaxSources(next.maxSources);
     this.tracker.reconfigure(knockDoorsOf(next.doors));
     this.dispatcher.reconfigure(next.doors);
+    this.fleet?.reconfigure(next.doors);
     this.listener.setVerifiers(verifiersOf(next));
     if (JSON.stringify(next.sources) !== JSON.stringify(before.sources)) {
       for (const s of this.sources) s.stop();
@@ -222,6 +229,7 @@ export class Daemon {
     await this.watcher?.close();
     for (const s of this.sources) s.stop();
     this.listener.close();
+    await this.fleet?.stop();
     this.control?.close();
     if (this.config.keepOpenOnExit) {
       await this.dispatcher.release();
@@ -240,7 +248,12 @@ export class Daemon {
 
   private onCompletion(c: Completion): void {
     this.log.info('knock sequence completed', { door: c.door, src: c.src, seconds: (c.time - c.startedAt) / 1000 });
-    void this.dispatcher.openDoor({ door: c.door, src: c.src, family: c.family, via: 'sequence', user: null, at: c.time });
+    void this.admit({ door: c.door, src: c.src, family: c.family, via: 'sequence', user: null, at: c.time });
+  }
+
+  /** Every grant made on this gateway: through the fleet where there is one, else straight to the doors. */
+  private admit(grant: Grant): Promise<void> {
+    return this.fleet ? this.fleet.admit(grant) : this.dispatcher.openDoor(grant);
   }
 
   private startSources(list: SourceConfig[]): void {

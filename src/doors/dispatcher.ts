@@ -257,7 +257,8 @@ export class DoorDispatcher {
       via,
       user,
       openedAt: this.now(),
-      closesAt: this.now() + door.closeAfterMs,
+      /* close_after from now, or sooner where the grant ends sooner (a fleet peer's door) */
+      closesAt: Math.min(this.now() + door.closeAfterMs, grant.untilMs ?? Infinity),
       close: forFamily(family, door.close6, door.close).map((t) => expandCommand(t, { ip: src, name })),
       allow: door.allow,
       commandTimeoutMs: door.commandTimeoutMs,
@@ -292,7 +293,7 @@ export class DoorDispatcher {
     if (entry.allow.length > 0 && this.firewall) {
       try {
         if (await this.firewall.repair()) this.log.warn("tumbler's firewall chain or its jump was missing: put back");
-        await this.firewall.allow(src, family, entry.allow, kernelSeconds(entry.closeAfterMs));
+        await this.firewall.allow(src, family, entry.allow, this.kernelSeconds(entry));
       } catch (err) {
         this.log.error('open failed: could not add the firewall entries', { door: name, src, error: (err as Error).message });
       }
@@ -304,7 +305,9 @@ export class DoorDispatcher {
   private async extend(entry: Entry, grant: Grant): Promise<void> {
     if (entry.closeAfterMs === null) return;
     const before = entry.closesAt;
-    entry.closesAt = this.now() + entry.closeAfterMs;
+    /* a grant that ends sooner than the door already closes does not shorten it */
+    const until = grant.untilMs === undefined ? Infinity : Math.max(grant.untilMs, entry.closesAt ?? 0);
+    entry.closesAt = Math.min(this.now() + entry.closeAfterMs, until);
     try {
       await this.persist();
     } catch (err) {
@@ -323,7 +326,7 @@ export class DoorDispatcher {
       closesAt: iso(entry.closesAt),
     });
     if (entry.allow.length > 0 && this.firewall) {
-      await this.firewall.allow(entry.src, entry.family, entry.allow, kernelSeconds(entry.closeAfterMs)).catch((err: Error) =>
+      await this.firewall.allow(entry.src, entry.family, entry.allow, this.kernelSeconds(entry)).catch((err: Error) =>
         this.log.error('could not renew the firewall entries', { door: entry.door, src: entry.src, error: err.message }),
       );
     }
@@ -343,7 +346,7 @@ export class DoorDispatcher {
           if (this.open.get(key) !== entry) return;
           this.arm(entry);
           if (entry.allow.length > 0 && this.firewall && entry.closesAt !== null) {
-            await this.firewall.allow(entry.src, entry.family, entry.allow, kernelSeconds(entry.closesAt - this.now())).catch((err: Error) =>
+            await this.firewall.allow(entry.src, entry.family, entry.allow, this.kernelSeconds(entry)).catch((err: Error) =>
               this.log.error('could not renew the firewall entries', { door: entry.door, src: entry.src, error: err.message }),
             );
           }
@@ -357,6 +360,12 @@ export class DoorDispatcher {
         if (this.open.get(key) === entry) await this.shut(entry, 'close_after elapsed', { retry: true });
       });
     }, Math.max(0, left));
+  }
+
+  /** The kernel's own timeout for `allow:` entries: until the door closes, up to what ipset takes. */
+  private kernelSeconds(entry: Entry): number {
+    const left = entry.closesAt === null ? 0 : Math.max(1, Math.ceil((entry.closesAt - this.now()) / 1000));
+    return Math.min(left, KERNEL_TIMEOUT_MAX_S);
   }
 
   /** Runs the close; only ever inside the door's lane. */
@@ -432,11 +441,6 @@ export class DoorDispatcher {
     }
     return ok;
   }
-}
-
-/** The kernel timeout for entries that must last `ms`: the whole of it, up to what ipset takes. */
-function kernelSeconds(ms: number | null): number {
-  return Math.min((ms ?? 0) / 1000, KERNEL_TIMEOUT_MAX_S);
 }
 
 function iso(t: number | null): string {

@@ -40,4 +40,6 @@ export interface DoorConfig {
   maxOpen?: number;
   /** Where the secret was read from (`secret_file`), for the permission check. */
   secretFile?: string | null;
+  /** A grant here opens the door on every gateway of the fleet (config `fleet: true`). */
+  fleet?: boolean;
 }

@@ -1,6 +1,7 @@
 /** Start-up checks about who else could read a secret or forge a knock. */
 import fs from 'node:fs';
 import { TumblerdConfig } from '../config/types';
+import { fleetKeyPrivate } from '../fleet/key';
 import { isSyslogKernelLine } from '../netfilter/logLine';
 import { CheckResult, PreflightCheck } from './preflight';
 import { untrustedReason } from '../util/trustedDir';
@@ -111,4 +112,6 @@ export const stateDirTrusted: PreflightCheck = {
   },
 };
 
-export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly, secretStrength, secretFilesPrivate, stateDirTrusted];
+export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [
+  secretsReadable, fileSourcesKernelOnly, fleetKeyPrivate, secretStrength, secretFilesPrivate, stateDirTrusted,
+];
