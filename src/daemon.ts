@@ -4,6 +4,7 @@
  * every change is written to the state file.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import chokidar from 'chokidar';
 import winston from 'winston';
 import { ConfigError, loadConfigFile } from './config/load';
@@ -15,7 +16,8 @@ import { startControlServer } from './control/server';
 import { createFirewall, firewallKind } from './firewall/select';
 import { createLogger, fileTransport } from './logger';
 import { KnockPipeline } from './knock/pipeline';
-import { KnockTracker, knockDoorsOf } from './knock/tracker';
+import { ClassicKnocks } from './knock/classicKnocks';
+import { UsedSequenceFile } from './knock/usedSequences';
 import { LogLineParser, isSyslogKernelLine } from './netfilter/logLine';
 import { FileSource } from './sources/fileSource';
 import { JournaldSource } from './sources/journaldSource';
@@ -89,9 +91,12 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   await dispatcher.restore(saved.doors);
   const control = await startControlServer(config.stateDir, dispatcher);
 
-  const tracker = new KnockTracker(knockDoorsOf(config.doors), config.maxSources, (door, src, step, of) =>
-    log.debug('knock progress', { door, src, step: `${step}/${of}` }),
-  );
+  const usedSequences = new UsedSequenceFile(path.join(config.stateDir, 'otp-used'), (m) => log.warn(m)).load(Date.now());
+  const tracker = new ClassicKnocks(config.doors, config.maxSources, usedSequences, {
+    progress: (door, src, step, of) => log.debug('knock progress', { door, src, step: `${step}/${of}` }),
+    refused: (door, src, reason) => log.warn('knock sequence refused', { door, src, reason }),
+    warn: (m) => log.warn(m),
+  });
   const pipeline = new KnockPipeline(tracker);
 
   const onLine = (parser: LogLineParser) => (line: string) => {
@@ -175,7 +180,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       log.error(`config not reloaded (${why}): it needs the firewall backend ${wanted ?? 'none'} instead of ${kind ?? 'none'}; restart tumblerd for that`);
       return;
     }
-    tracker.reconfigure(knockDoorsOf(next.doors));
+    tracker.reconfigure(next.doors);
     dispatcher.reconfigure(next.doors);
     listener.reconfigure(secretDoors(next), next.tumbler.skewMinutes);
     if (JSON.stringify(next.sources) !== JSON.stringify(config.sources)) {

@@ -5,9 +5,12 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { TumblerdConfig } from '../config/types';
+import type { DoorConfig } from '../model/door';
 import { formatKnock } from '../knock/sequence';
 import { KnockPipeline, LineCounts } from '../knock/pipeline';
-import { Completion, KnockTracker, knockDoorsOf } from '../knock/tracker';
+import { ClassicKnocks } from '../knock/classicKnocks';
+import type { Completion } from '../knock/tracker';
+import { ReplayCache } from '../tumbler/replayCache';
 import { LogLineParser } from '../netfilter/logLine';
 import { LineSplitter } from '../sources/lineSplitter';
 
@@ -31,7 +34,8 @@ export async function scanLogs(config: TumblerdConfig, files: string[]): Promise
   /* Only kmsg dumps need a boot time; "now minus uptime" is right for this boot's records. */
   const bootTimeMs = Date.now() - Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
   const parser = new LogLineParser({ prefixes, bootTimeMs });
-  const pipeline = new KnockPipeline(new KnockTracker(knockDoorsOf(config.doors), config.maxSources));
+  /* used sequences are remembered for this scan only: a scan must not use up the daemon's */
+  const pipeline = new KnockPipeline(new ClassicKnocks(config.doors, config.maxSources, new ReplayCache(), {}, true));
   const opened: Completion[] = [];
   const splitter = new LineSplitter(
     (line) => {
@@ -45,7 +49,9 @@ export async function scanLogs(config: TumblerdConfig, files: string[]): Promise
 }
 
 export function formatScanReport(config: TumblerdConfig, report: ScanReport): string {
-  const sequences = new Map(config.doors.map((d) => [d.name, (d.sequence ?? []).map(formatKnock).join(',')]));
+  const describe = (d: DoorConfig) =>
+    d.otp ? 'derived from the time' : d.oneTimeSequences ? `one-time, from ${d.oneTimeSequences}` : (d.sequence ?? []).map(formatKnock).join(',');
+  const sequences = new Map(config.doors.map((d) => [d.name, describe(d)]));
   const lines = report.opened.map(
     (c) =>
       `${new Date(c.time).toISOString()}  door ${c.door} would open for ${c.src}` +

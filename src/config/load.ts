@@ -11,7 +11,9 @@ import { splitCommand } from '../doors/commandTemplate';
 import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence';
 import { parseDuration } from './duration';
 import { convertLegacy, detectLegacy } from './legacy';
-import type { AllowRule, CommandTemplate, DoorConfig } from '../model/door';
+import type { AllowRule, CommandTemplate, DoorConfig, OtpAlgorithm, OtpSpec } from '../model/door';
+import { makeOtpSpec } from '../knock/otp';
+import { parseOneTimeFile } from '../knock/oneTime';
 import { ListenAddress, SourceConfig, TumblerdConfig } from './types';
 
 export interface ConfigProblem {
@@ -145,6 +147,34 @@ function asList<T>(value: T | T[] | undefined): T[] {
   return Array.isArray(value) ? value : [value];
 }
 
+interface RawOtp {
+  secret?: string;
+  secret_file?: string;
+  ports: string;
+  length: number;
+  step?: unknown;
+  algorithm?: OtpAlgorithm;
+}
+
+function readOtp(o: RawOtp, file: string, readFile: (f: string) => string): OtpSpec {
+  if ((o.secret === undefined) === (o.secret_file === undefined)) throw new Error('give one of secret and secret_file');
+  const secret = o.secret ?? readFile(path.resolve(path.dirname(file), o.secret_file!)).split('\n')[0];
+  return makeOtpSpec(secret, o.ports, o.length, o.step === undefined ? 30_000 : parseDuration(o.step), o.algorithm);
+}
+
+/** What is wrong with a one-time sequences file, as config errors. */
+function checkOneTimeFile(f: string, readFile: (f: string) => string): string[] {
+  let contents;
+  try {
+    contents = parseOneTimeFile(Buffer.from(readFile(f)));
+  } catch (err) {
+    return [(err as Error).message];
+  }
+  const out = contents.bad.map((b) => `${f}:${b.line}: ${b.message}`);
+  if (contents.unused.length === 0) out.push(`${f} has no unused sequence left (knockd would not start either)`);
+  return out;
+}
+
 /** Validates config text; `file` is only used in messages and to resolve secret_file. */
 export function parseConfig(text: string, file: string, options: LoadOptions = {}): TumblerdConfig {
   const env = options.env ?? process.env;
@@ -251,7 +281,19 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
           attempt([...at('allow'), i], { proto: 'tcp' as const, port: 0 }, () => parseAllow(a)),
         ),
       };
-      if (!door.sequence && !door.secret && secretKeys.length === 0) {
+      const sequenceKeys = ['sequence', 'otp', 'one_time_sequences'].filter((k) => d[k] !== undefined);
+      if (sequenceKeys.length > 1) problem(at(sequenceKeys[1]), `give only one of ${sequenceKeys.join(' and ')}`);
+      else if (d.otp !== undefined) door.otp = attempt(at('otp'), null, () => readOtp(d.otp as RawOtp, file, readFile));
+      else if (d.one_time_sequences !== undefined) {
+        door.oneTimeSequences = path.resolve(path.dirname(file), d.one_time_sequences as string);
+        for (const m of checkOneTimeFile(door.oneTimeSequences, readFile)) problem(at('one_time_sequences'), m);
+      }
+      if (Array.isArray(d.open6) && d.open6.length === 0) (door.nothing6 ??= { open: false, close: false }).open = true;
+      /* nothing opened for IPv6 has nothing to close either, unless close6 says otherwise */
+      if ((Array.isArray(d.close6) && d.close6.length === 0) || (door.nothing6?.open && d.close6 === undefined)) {
+        (door.nothing6 ??= { open: false, close: false }).close = true;
+      }
+      if (!door.sequence && !door.secret && secretKeys.length === 0 && sequenceKeys.length === 0) {
         problem(['doors', name], 'the door has no sequence and no secret: nothing can open it', true);
       }
       if (door.open.length === 0 && door.allow.length === 0 && d.open === undefined) {
@@ -281,9 +323,9 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   if (anySecret && listen.length === 0) {
     problem(['tumbler', 'listen'], 'doors have secrets but tumbler listens nowhere');
   }
-  const withSequence = doors.filter((d) => d.sequence).map((d) => d.name);
+  const withSequence = doors.filter((d) => d.sequence || d.otp || d.oneTimeSequences).map((d) => d.name);
   if (withSequence.length > 0 && sources.length === 0) {
-    problem(['doors', withSequence[0], 'sequence'], 'doors have knock sequences but no log source is configured (sources:)');
+    problem(['doors', withSequence[0]], 'doors have knock sequences but no log source is configured (sources:)');
   }
 
   if (problems.length > 0) throw new ConfigError(problems);

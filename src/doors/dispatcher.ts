@@ -50,7 +50,8 @@ const MAX_RETRY_MS = 60_000;
 const keyOf = (door: string, src: string) => `${door}\0${src}`;
 
 /** The IPv6 variant of a door's commands where it has one (knockd's `_6`), else the common ones. */
-const forFamily = <T>(family: Family, v6: T[], common: T[]): T[] => (family === 6 && v6.length ? v6 : common);
+/** `nothing6`: the door's IPv6 commands were given as [] (knockd's empty start_command_6 =), which runs nothing rather than the IPv4 ones. */
+const forFamily = <T>(family: Family, v6: T[], common: T[], nothing6 = false): T[] => (family === 6 && (v6.length || nothing6) ? v6 : common);
 
 export class DoorDispatcher {
   private doors = new Map<string, DoorConfig>();
@@ -137,7 +138,7 @@ export class DoorDispatcher {
       user,
       openedAt: this.now(),
       closesAt: null,
-      close: forFamily(family, door.close6, door.close).map((t) => expandCommand(t, { ip: src, name })),
+      close: forFamily(family, door.close6, door.close, door.nothing6?.close).map((t) => expandCommand(t, { ip: src, name })),
       allow: door.allow,
       commandTimeoutMs: door.commandTimeoutMs,
       closeAfterMs: door.closeAfterMs,
@@ -158,7 +159,7 @@ export class DoorDispatcher {
         this.log.error('open failed: could not add the firewall entries', { door: name, src, error: (err as Error).message });
       }
     }
-    const open = forFamily(family, door.open6, door.open).map((t) => expandCommand(t, { ip: src, name }));
+    const open = forFamily(family, door.open6, door.open, door.nothing6?.open).map((t) => expandCommand(t, { ip: src, name }));
     await this.runAll(open, door.commandTimeoutMs, name, src, 'open');
     if (entry.closesAt === null && !entry.closing) {
       this.open.delete(key);

@@ -1,6 +1,12 @@
 /** Log lines in, completed knocks out, with the counts a sysadmin wants to see. */
 import { LogLineParser } from '../netfilter/logLine';
-import { Completion, KnockTracker } from './tracker';
+import type { PacketEvent } from '../model/packet';
+import type { Completion } from './tracker';
+
+/** What turns packets into completed knocks: the tracker, or ClassicKnocks around it. */
+export interface KnockHandler {
+  handle(e: PacketEvent): readonly Completion[];
+}
 
 export interface LineCounts {
   lines: number;
@@ -21,7 +27,7 @@ const NONE: readonly Completion[] = Object.freeze([]);
 export class KnockPipeline {
   readonly counts: LineCounts = { lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, stale: 0, events: 0 };
 
-  constructor(readonly tracker: KnockTracker) {}
+  constructor(readonly tracker: KnockHandler) {}
 
   /** Counts a line the reader dropped for its length. */
   skipOverlong(): void {
