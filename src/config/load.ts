@@ -323,9 +323,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   if (anySecret && listen.length === 0) {
     problem(['tumbler', 'listen'], 'doors have secrets but tumbler listens nowhere');
   }
-  const withSequence = doors.filter((d) => d.sequence || d.otp || d.oneTimeSequences).map((d) => d.name);
+  const withSequence = doors.filter((d) => d.sequence || d.otp || d.oneTimeSequences);
   if (withSequence.length > 0 && sources.length === 0) {
-    problem(['doors', withSequence[0]], 'doors have knock sequences but no log source is configured (sources:)');
+    const d = withSequence[0];
+    problem(['doors', d.name, d.otp ? 'otp' : d.oneTimeSequences ? 'one_time_sequences' : 'sequence'], 'doors have knock sequences but no log source is configured (sources:)');
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
