@@ -10,7 +10,7 @@ import { Document, LineCounter, isMap, isNode, isPair, isScalar, parseDocument }
 import { splitCommand } from '../doors/commandTemplate';
 import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence';
 import { parseDuration } from './duration';
-import { convertLegacy, detectLegacy } from './legacy';
+import { ConvertedLegacy, LegacyError, convertLegacyMapped, detectLegacy } from './legacy';
 import type { AllowRule, CommandTemplate, DoorConfig, OtpAlgorithm, OtpSpec } from '../model/door';
 import { makeOtpSpec } from '../knock/otp';
 import { parseOneTimeFile } from '../knock/oneTime';
@@ -351,11 +351,23 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
  */
 export function loadConfigFile(file: string, options: LoadOptions = {}): TumblerdConfig {
   let text: string;
+  let legacy: ConvertedLegacy | null = null;
   try {
     text = fs.readFileSync(file, 'utf8');
-    if (detectLegacy(text)) text = convertLegacy(text, file);
+    if (detectLegacy(text)) {
+      legacy = convertLegacyMapped(text, file);
+      text = legacy.yaml;
+    }
   } catch (err) {
+    if (err instanceof LegacyError) throw new ConfigError(err.problems.map((p) => ({ file, column: 1, ...p })));
     throw new ConfigError([{ file, line: 0, column: 0, key: '', message: (err as Error).message }]);
   }
-  return parseConfig(text, file, options);
+  try {
+    return parseConfig(text, file, options);
+  } catch (err) {
+    if (!legacy || !(err instanceof ConfigError)) throw err;
+    /* point at the legacy file's lines, not at the YAML it was converted to */
+    const conv = legacy;
+    throw new ConfigError(err.problems.map((p) => ({ ...p, column: 1, ...(conv.origin(p.key) ?? { line: 1, key: p.key }) })));
+  }
 }
