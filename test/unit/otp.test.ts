@@ -119,7 +119,7 @@ describe('doors with a time-derived sequence', () => {
 
   it('opens on the current step and one either side, not two away, nor on a fixed sequence', () => {
     const refused: string[] = [];
-    const ck = new ClassicKnocks([door], 100, used(), { refused: (d, s, r) => refused.push(r) }, false, T);
+    const ck = new ClassicKnocks([door], 100, used(), { refused: (_door, _src, reason) => refused.push(reason) }, false, T);
     expect(feed(ck, knocks(otpSequence(spec, step), T + 5000))).toEqual(['ssh<-192.0.2.7']);
     expect(feed(ck, knocks(otpSequence(spec, step - 1), T + 6000))).toEqual(['ssh<-192.0.2.7']);
     expect(feed(ck, knocks(otpSequence(spec, step + 1), T + 7000))).toEqual(['ssh<-192.0.2.7']);
