@@ -1,8 +1,10 @@
 /**
  * The two configs tumbler replaces: the original tumblerd.conf (`[common]` port and log,
  * `[door-NAME]` secret and command) and knockd.conf (`[options]`, then a section per door with
- * sequence, seq_timeout, tcpflags, start_command/stop_command/cmd_timeout and their `_6`
- * variants). Each becomes the equivalent tumblerd YAML, with a comment on whatever has none.
+ * sequence or one_time_sequences, seq_timeout, tcpflags, start_command/stop_command/cmd_timeout,
+ * their `_6` variants and knockd's aliases). Each becomes the equivalent tumblerd YAML, keeping
+ * knockd's meaning (its defaults, its shell, its empty IPv6 commands), with a comment on whatever
+ * has no exact equivalent; what knockd itself would refuse, or a fork's key, is an error at its line.
  */
 import fs from 'node:fs';
 import path from 'node:path';
