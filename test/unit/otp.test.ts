@@ -2,6 +2,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
+import { LegacyError, convertLegacy } from '../../src/config/legacy';
 import { ClassicKnocks } from '../../src/knock/classicKnocks';
 import { parseOneTimeFile } from '../../src/knock/oneTime';
 import {
@@ -214,5 +216,50 @@ describe("knockd's one-time sequences", () => {
     expect(() => parseConfig(yaml, path.join(dir, 'c.yaml'))).toThrow(`doors.smtp.one_time_sequences: ${file}:6: "x": port must be a whole number`);
     fs.writeFileSync(file, '#1,2,3\n');
     expect(() => parseConfig(yaml, path.join(dir, 'c.yaml'))).toThrow(/has no unused sequence left/);
+  });
+});
+
+describe('the new parsers take any input without crashing (fast-check)', () => {
+  it('base32 reads back what it writes, and refuses anything else with an Error', () => {
+    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), (b) => base32Decode(base32Encode(b)).equals(Buffer.from(b))));
+    fc.assert(fc.property(fc.string(), (s) => {
+      try {
+        base32Decode(s);
+      } catch (err) {
+        expect(err).toBeInstanceOf(Error);
+      }
+    }));
+  });
+
+  it('a one-time sequences file of any bytes parses into sequences and bad lines', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), (b) => {
+      const r = parseOneTimeFile(Buffer.from(b));
+      for (const u of r.unused) expect(u.sequence.every((k) => k.port >= 1 && k.port <= 65535)).toBe(true);
+    }), { numRuns: 2000 });
+  });
+
+  it('a tumbler-otp URI of any text is read or refused with an Error', () => {
+    const uri = fc.tuple(fc.string(), fc.string(), fc.string()).map(([a, b, c]) => `tumbler-otp://${a}/${b}?secret=${SECRET}&ports=${c}&length=2&step=30`);
+    fc.assert(fc.property(fc.oneof(fc.string(), uri), (s) => {
+      try {
+        parseOtpUri(s);
+      } catch (err) {
+        expect(err).toBeInstanceOf(Error);
+      }
+    }), { numRuns: 2000 });
+  });
+
+  it('a knockd.conf of any lines converts or fails with its lines named', () => {
+    const line = fc.oneof(
+      fc.constantFrom('[options]', '[door]', '[open ssh]', 'sequence = 1,2,3', 'start_command_6 =', 'tcpflags = fin,!ack', 'UseSyslog', 'timeout = 5', 'command = a # b'),
+      fc.tuple(fc.constantFrom('sequence', 'seq_timeout', 'tcpflags', 'command', 'one_time_sequences', 'target', 'bogus'), fc.string()).map(([k, v]) => `${k} = ${v}`),
+    );
+    fc.assert(fc.property(fc.array(line, { maxLength: 12 }), (lines) => {
+      try {
+        expect(typeof convertLegacy(`[options]\n${lines.join('\n')}\n`, 'k.conf')).toBe('string');
+      } catch (err) {
+        expect(err).toBeInstanceOf(LegacyError);
+      }
+    }), { numRuns: 2000 });
   });
 });
