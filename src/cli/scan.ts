@@ -10,7 +10,7 @@ import { formatKnock } from '../knock/sequence';
 import { KnockPipeline, LineCounts } from '../knock/pipeline';
 import { ClassicKnocks } from '../knock/classicKnocks';
 import type { Completion } from '../knock/tracker';
-import { ReplayCache } from '../tumbler/replayCache';
+import { UsedSequenceFile } from '../knock/usedSequences';
 import { LogLineParser } from '../netfilter/logLine';
 import { LineSplitter } from '../sources/lineSplitter';
 
@@ -35,7 +35,7 @@ export async function scanLogs(config: TumblerdConfig, files: string[]): Promise
   const bootTimeMs = Date.now() - Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
   const parser = new LogLineParser({ prefixes, bootTimeMs });
   /* used sequences are remembered for this scan only: a scan must not use up the daemon's */
-  const pipeline = new KnockPipeline(new ClassicKnocks(config.doors, config.maxSources, new ReplayCache(), {}, true));
+  const pipeline = new KnockPipeline(new ClassicKnocks(config.doors, config.maxSources, new UsedSequenceFile(null), {}, true));
   const opened: Completion[] = [];
   const splitter = new LineSplitter(
     (line) => {

@@ -7,12 +7,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { DEFAULT_TUMBLER_PORT } from '../config/load';
 import type { Knock } from '../model/door';
 import { formatKnock, parseKnock } from '../knock/sequence';
 import { otpSequence, parseOtpUri, timeStep } from '../knock/otp';
 import { canonicalSource } from '../model/address';
-import { formatDatagram, knockDigest, timeString } from '../tumbler/protocol';
+import { DEFAULT_TUMBLER_PORT, formatDatagram, knockDigest, timeString } from '../tumbler/protocol';
 import { readSecret } from './secretPrompt';
 
 class UsageError extends Error {}

@@ -60,6 +60,10 @@ export class ClassicKnocks {
     this.rebuild(now);
   }
 
+  setMaxSources(max: number): void {
+    this.tracker.setMaxSources(max);
+  }
+
   handle(e: PacketEvent): readonly Completion[] {
     if (e.time < this.validFrom || e.time >= this.validUntil) this.rebuild(e.time);
     const done = this.tracker.handle(e);

@@ -24,10 +24,12 @@ export class UsedSequenceFile implements UsedSequences {
   private readonly used = new Map<string, number>();
   private lines = 0;
 
-  constructor(readonly file: string, private readonly warn: (m: string) => void = () => undefined) {}
+  /** `file` null: in memory only (scan, which must not use up the daemon's sequences). */
+  constructor(readonly file: string | null, private readonly warn: (m: string) => void = () => undefined) {}
 
   /** Reads the file, drops expired and malformed lines, and rewrites it compacted. */
   load(now: number): this {
+    if (this.file === null) return this;
     let text = '';
     try {
       text = fs.readFileSync(this.file, 'utf8');
@@ -55,11 +57,11 @@ export class UsedSequenceFile implements UsedSequences {
       if (this.used.size >= MAX_USED_ENTRIES) return 'full';
     }
     try {
-      if (this.lines >= COMPACT_AFTER_LINES) {
+      if (this.file !== null && this.lines >= COMPACT_AFTER_LINES) {
         for (const [k, until] of this.used) if (until <= now) this.used.delete(k);
         this.used.set(key, untilMs);
         this.compact();
-      } else {
+      } else if (this.file !== null) {
         const fd = fs.openSync(this.file, 'a', 0o600);
         try {
           fs.writeSync(fd, `${untilMs} ${key}\n`);
@@ -83,6 +85,7 @@ export class UsedSequenceFile implements UsedSequences {
   }
 
   private compact(): void {
+    if (this.file === null) return;
     fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
     writeFileAtomic(this.file, [...this.used].map(([k, until]) => `${until} ${k}\n`).join(''));
     this.lines = this.used.size;

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { convertLegacy } from '../../src/config/legacy';
 import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load';
 import { ClassicKnocks } from '../../src/knock/classicKnocks';
+import { UsedSequenceFile } from '../../src/knock/usedSequences';
 import { LogLineParser } from '../../src/netfilter/logLine';
-import { ReplayCache } from '../../src/tumbler/replayCache';
 import { FIXTURES, fixtureLines } from '../support/samples';
 
 const LEGACY = path.join(FIXTURES, 'legacy');
@@ -42,7 +42,7 @@ function line(at: Date, dport: number, flags = 'SYN', src = '10.231.0.2'): strin
 function opened(file: string, lines: string[]): string[] {
   const config = converted(file);
   const parser = new LogLineParser({ prefixes: ['FWCAP: '], bootTimeMs: 0 });
-  const ck = new ClassicKnocks(config.doors, 100, new ReplayCache(), {}, true, 0);
+  const ck = new ClassicKnocks(config.doors, 100, new UsedSequenceFile(null), {}, true, 0);
   return lines.flatMap((l) => {
     const e = parser.parse(l);
     return typeof e === 'string' ? [] : ck.handle(e).map((c) => c.door);

@@ -13,7 +13,6 @@ import { UsedSequenceFile } from '../../src/knock/usedSequences';
 import { parseConfig } from '../../src/config/load';
 import type { DoorConfig, Knock } from '../../src/model/door';
 import { PacketEvent, TCP_FLAGS } from '../../src/model/packet';
-import { ReplayCache } from '../../src/tumbler/replayCache';
 
 /* RFC 6238 appendix B: the seeds are ASCII digits, the codes 8 digits. */
 const RFC_SEEDS = {
@@ -158,7 +157,7 @@ describe('doors with a time-derived sequence', () => {
   });
 
   it('finishes a knock begun before a step boundary', () => {
-    const ck = new ClassicKnocks([door], 100, new ReplayCache(), {}, false, T);
+    const ck = new ClassicKnocks([door], 100, new UsedSequenceFile(null), {}, false, T);
     const seq = otpSequence(spec, step - 1);
     expect(feed(ck, knocks(seq, T - 150))).toEqual(['ssh<-192.0.2.7']);
   });
@@ -187,7 +186,7 @@ describe("knockd's one-time sequences", () => {
 
   it('accepts only the first unused line, marks it as knockd does, and goes on to the next', () => {
     const warnings: string[] = [];
-    const ck = new ClassicKnocks([door()], 100, new ReplayCache(), { warn: (m) => warnings.push(m) }, false, 0);
+    const ck = new ClassicKnocks([door()], 100, new UsedSequenceFile(null), { warn: (m) => warnings.push(m) }, false, 0);
     expect(feed(ck, knocks(seq('3001,3002:udp,3003'), 1000))).toEqual([]);
     expect(feed(ck, knocks(seq('2001,2002,2003'), 2000))).toEqual(['smtp<-192.0.2.7']);
     expect(fs.readFileSync(file, 'utf8')).toBe('# one a line\n#2001,2002,2003\n3001,3002:udp,3003\n\n 4001,4002,4003\n');
@@ -195,7 +194,7 @@ describe("knockd's one-time sequences", () => {
     expect(feed(ck, knocks(seq('3001,3002:udp,3003'), 4000))).toEqual(['smtp<-192.0.2.7']);
     /* the '#' replaced the first digit: knockd's documented behaviour for a line without a leading space */
     expect(fs.readFileSync(file, 'utf8')).toBe('# one a line\n#2001,2002,2003\n#001,3002:udp,3003\n\n 4001,4002,4003\n');
-    const restarted = new ClassicKnocks([door()], 100, new ReplayCache(), { warn: (m) => warnings.push(m) }, false, 0);
+    const restarted = new ClassicKnocks([door()], 100, new UsedSequenceFile(null), { warn: (m) => warnings.push(m) }, false, 0);
     expect(feed(restarted, knocks(seq('3001,3002:udp,3003'), 5000))).toEqual([]);
     expect(feed(restarted, knocks(seq('4001,4002,4003'), 6000))).toEqual(['smtp<-192.0.2.7']);
     expect(feed(restarted, knocks(seq('4001,4002,4003'), 7000))).toEqual([]);
@@ -204,7 +203,7 @@ describe("knockd's one-time sequences", () => {
 
   it('leaves the file alone in a simulation (scan)', () => {
     const before = fs.readFileSync(file, 'utf8');
-    const ck = new ClassicKnocks([door()], 100, new ReplayCache(), {}, true, 0);
+    const ck = new ClassicKnocks([door()], 100, new UsedSequenceFile(null), {}, true, 0);
     expect(feed(ck, [...knocks(seq('2001,2002,2003'), 1000), ...knocks(seq('3001,3002:udp,3003'), 2000)])).toEqual(['smtp<-192.0.2.7', 'smtp<-192.0.2.7']);
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
   });
