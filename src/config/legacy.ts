@@ -102,6 +102,12 @@ const KNOCKD_DOOR_KEYS = [
   'target', 'sequence', 'one_time_sequences', 'seq_timeout', 'timeout', 'start_command', 'command',
   'start_command_6', 'command_6', 'cmd_timeout', 'stop_command', 'stop_command_6', 'tcpflags',
 ];
+/* A door's `interfaces:` key comes with the forging work; until the schema has it, the LOG rule's -i carries Interface alone. */
+const DOORS_HAVE_INTERFACES = (() => {
+  const schema = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'config', 'tumblerd.schema.json'), 'utf8'));
+  return 'interfaces' in (schema.definitions?.door?.properties ?? {});
+})();
+
 /** knockd's defaults (knockd.c: SEQ_TIMEOUT, CMD_TIMEOUT). */
 const KNOCKD_SEQ_TIMEOUT = 25;
 const KNOCKD_CMD_TIMEOUT = 10;
@@ -180,7 +186,8 @@ export function convertLegacyMapped(text: string, file: string): ConvertedLegacy
     root.set('tumbler', doc.createNode({ listen: listen.length ? listen : ['0.0.0.0:8675'] }));
   } else {
     const prefix = 'FIREWALL: ';
-    let iface: string | null = null;
+    /* [options] may come after the doors it applies to */
+    const iface = sections.find((x) => x.name.toLowerCase() === 'options')?.values.get('interface')?.value ?? null;
     /* doors whose knocks are not plain SYNs: conntrack calls such first packets INVALID, which a --ctstate NEW rule never logs */
     const nonSyn: { name: string; ports: number[] }[] = [];
     for (const s of sections) {
@@ -198,8 +205,10 @@ export function convertLegacyMapped(text: string, file: string): ConvertedLegacy
           if (k === 'logfile') set(root, 'log', { level: 'info', file: v.value });
           else if (k === 'pidfile') notes.push(`${at(s, k)}: PidFile = ${v.value}: tumblerd writes no pid file; it runs in the foreground (systemd, contrib/tumblerd.service, tracks it)`);
           else if (k === 'interface') {
-            iface = v.value;
-            notes.push(`${at(s, k)}: Interface = ${v.value}: knockd saw only this interface; the LOG rule below logs only what arrives on it`);
+            notes.push(
+              `${at(s, k)}: Interface = ${v.value}: knockd saw only this interface; the LOG rule below logs only what arrives on it` +
+                (DOORS_HAVE_INTERFACES ? ', and each door has interfaces:' : ''),
+            );
           } else problem(k, `not a knockd option (knockd knows LogFile, PidFile, Interface and UseSyslog, and stops with "syntax error" on anything else); a fork's key, perhaps: convert it by hand`);
         }
         continue;
@@ -297,6 +306,7 @@ export function convertLegacyMapped(text: string, file: string): ConvertedLegacy
           problem('cmd_timeout', (err as Error).message);
         }
       }
+      if (iface && DOORS_HAVE_INTERFACES) set(door, 'interfaces', [iface], 'knockd: Interface');
       set(doors, name, door);
     }
     const on = iface ? ` -i ${iface}` : '';
