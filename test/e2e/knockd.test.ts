@@ -8,6 +8,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { splitCommand } from '../../src/doors/commandTemplate';
 import { Lab, TUMBLERD, describeLab, sleep, waitFor } from '../support/lab';
 import { FIXTURES } from '../support/samples';
 
@@ -110,3 +111,50 @@ describeLab('knockd configs: tumblerd scan opens what the real knockd opened on 
     expect(fs.readFileSync(path.join(dir, 'smtp_sequences'), 'utf8')).toBe(fs.readFileSync(path.join(FIXTURES, 'legacy', 'manpage', 'smtp_sequences'), 'utf8'));
   });
 }, ['ip', 'iptables', 'rsyslogd', 'knock', 'knockd', 'hping3']);
+
+describeLab('the LOG rules convert prints are the ones a door needs', () => {
+  const lab = new Lab();
+  let kernLog: string;
+  let yaml: string;
+  const dir = () => path.join(lab.dir, 'rules');
+  beforeAll(() => {
+    lab.up();
+    kernLog = lab.startRsyslog('rfc3339');
+    /* the lab logs every dropped packet; here only what the printed rules log */
+    lab.inSrv('iptables', '-D', 'INPUT', '-j', 'LOG', '--log-prefix', lab.prefix, '--log-level', 'warning');
+    fs.mkdirSync(dir());
+    yaml = execFileSync(process.execPath, [TUMBLERD, 'convert', path.join(FIXTURES, 'legacy', 'findings', 'finflags.conf')], { encoding: 'utf8' })
+      .split('FIREWALL: ').join(lab.prefix);
+    fs.writeFileSync(path.join(dir(), 'tumblerd.yaml'), yaml);
+  });
+  afterAll(() => lab.destroy());
+
+  /* the printed rules, run as printed (the prefix has a space: split as a shell would) */
+  const printed = (pattern: RegExp) =>
+    yaml.split('\n').map((l) => l.trim()).filter((l) => /^# iptables /.test(l) && pattern.test(l)).map((l) => splitCommand(l.slice(2)) as string[]);
+  const scanAfter = async (send: () => void): Promise<string[]> => {
+    const from = fs.statSync(kernLog).size;
+    send();
+    await sleep(1500);
+    const captured = path.join(dir(), `captured-${Date.now()}.log`);
+    fs.writeFileSync(captured, fs.readFileSync(kernLog).subarray(from));
+    const report = JSON.parse(execFileSync(process.execPath, [TUMBLERD, 'scan', '--json', '--config', path.join(dir(), 'tumblerd.yaml'), captured], { encoding: 'utf8' }));
+    return (report.opened as { door: string }[]).map((o) => o.door);
+  };
+  const finKnock = () => {
+    for (const port of [7000, 8000, 9000]) spawnSync('ip', ['netns', 'exec', lab.cli, 'hping3', '-q', '-c', '1', '-F', '-p', String(port), lab.serverIp], { stdio: 'ignore' });
+  };
+
+  it('FIN knocks are never logged by the --ctstate NEW rule alone, and are with the INVALID rule printed for their door', async () => {
+    const [newRule] = printed(/--ctstate NEW/);
+    expect(newRule).toBeDefined();
+    lab.inSrv(...newRule);
+    expect(await scanAfter(() => lab.inCli('knock', '-d', '100', lab.serverIp, '7100', '8100'))).toEqual(['openSSH']);
+    expect(await scanAfter(finKnock)).toEqual([]);
+
+    const invalidRules = printed(/--ctstate INVALID/);
+    expect(invalidRules).toHaveLength(1);
+    lab.inSrv(...invalidRules[0]);
+    expect(await scanAfter(finKnock)).toEqual(['openSMTP']);
+  });
+}, ['ip', 'iptables', 'rsyslogd', 'knock', 'hping3']);
