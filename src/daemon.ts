@@ -4,7 +4,7 @@
  * dispatcher. `start()`, `reload()` and `stop()` are all there is; signals, argv and
  * `process.exit` belong to the command line (cli/tumblerd.ts), so tests run this in-process.
  *
- * The path of a grant: source line → LogLineParser → KnockPipeline/KnockTracker → Completion →
+ * The path of a grant: source line → LogLineParser → KnockPipeline/ClassicKnocks/KnockTracker → Completion →
  * Grant; or datagram → TumblerListener → KnockVerifier → replay claim → Grant. Every Grant goes
  * to DoorDispatcher.openDoor, which records the door, opens it, and closes it on time.
  */
