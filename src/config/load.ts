@@ -17,6 +17,7 @@ import type { ListenAddress } from '../model/address';
 import { makeOtpSpec } from '../knock/otp';
 import { parseOneTimeFile } from '../knock/oneTime';
 import { SourceConfig, TumblerdConfig } from './types';
+import { RawFleet, parseFleet } from '../fleet/config';
 
 export interface ConfigProblem {
   file: string;
@@ -59,6 +60,7 @@ interface RawConfig {
   keep_open_on_exit?: boolean;
   sources?: Record<string, unknown>[];
   tumbler?: { listen?: string[]; skew_minutes?: number };
+  fleet?: RawFleet;
   doors: Record<string, Record<string, unknown>>;
 }
 
@@ -281,6 +283,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         allow: ((d.allow as string[] | undefined) ?? []).map((a, i) =>
           attempt([...at('allow'), i], { proto: 'tcp' as const, port: 0 }, () => parseAllow(a)),
         ),
+        fleet: d.fleet === true,
       };
       const sequenceKeys = ['sequence', 'otp', 'one_time_sequences'].filter((k) => d[k] !== undefined);
       if (sequenceKeys.length > 1) problem(at(sequenceKeys[1]), `give only one of ${sequenceKeys.join(' and ')}`);
@@ -306,6 +309,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       if (d.allow !== undefined && d.close_after === undefined) {
         problem(at('allow'), 'allow needs close_after: a door tumbler opens must close again');
       }
+      if (door.fleet && !data.fleet) problem(at('fleet'), 'a fleet door needs the fleet: section (Redis, name, group, key_file)');
+      if (door.fleet && d.close_after === undefined) problem(at('fleet'), 'a fleet door needs close_after: what it opens on every gateway must close again');
       if (door.sequenceTimeoutMs <= 0 && d.sequence !== undefined) {
         problem(at('sequence_timeout'), 'must be longer than zero');
       }
@@ -330,6 +335,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     problem(['doors', d.name, d.otp ? 'otp' : d.oneTimeSequences ? 'one_time_sequences' : 'sequence'], 'doors have knock sequences but no log source is configured (sources:)');
   }
 
+  const fleet = data.fleet ? parseFleet(data.fleet, file, readFile, (p, message) => problem(p, message)) : null;
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     file,
@@ -341,6 +348,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     keepOpenOnExit: data.keep_open_on_exit ?? false,
     sources,
     tumbler: { listen, skewMinutes: data.tumbler?.skew_minutes ?? 1 },
+    fleet,
     doors,
   };
 }
