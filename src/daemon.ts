@@ -27,12 +27,13 @@ import type { Completion } from './knock/tracker';
 import { UsedSequenceFile } from './knock/usedSequences';
 import { createLogger, reconfigureLogger } from './logger';
 import type { Grant } from './model/grant';
+import { HostFilter, HostView, interfaceSet } from './netfilter/hostFilter';
 import { LogLineParser } from './netfilter/logLine';
 import { formatResult, runPreflight } from './preflight/preflight';
 import { PREFLIGHT_CHECKS } from './preflight/securityChecks';
 import { FileSource } from './sources/fileSource';
 import { JournaldSource } from './sources/journaldSource';
-import { KmsgSource, uptimeUsec } from './sources/kmsgSource';
+import { KmsgSource, kmsgWallTime, uptimeUsec } from './sources/kmsgSource';
 import { LineSource, SourceHooks } from './sources/source';
 import { TumblerListener } from './tumbler/listener';
 import { ReplayCache } from './tumbler/replayCache';
@@ -47,6 +48,8 @@ export interface DaemonOptions {
   logLevel?: string;
   /** Watch the config file and reload when it changes (off in tests that reload by hand). */
   watchConfig?: boolean;
+  /** The namespace's interfaces and addresses (tests that knock on loopback give their own). */
+  readHostView?: () => HostView;
 }
 
 export interface ReloadResult {
@@ -77,6 +80,7 @@ export class Daemon {
   private readonly tracker: ClassicKnocks;
   private readonly usedSequences: UsedSequenceFile;
   private readonly pipeline: KnockPipeline;
+  private readonly hostFilter: HostFilter;
   private readonly listener: TumblerListener;
   private readonly fleet: Fleet | null;
   private sources: LineSource[] = [];
@@ -107,7 +111,10 @@ export class Daemon {
       refused: (door, src, reason) => this.log.warn('knock sequence refused', { door, src, reason }),
       warn: (m) => this.log.warn(m),
     });
-    this.pipeline = new KnockPipeline(this.tracker);
+    this.hostFilter = new HostFilter(interfaceSet(config.interfaces), options.readHostView);
+    this.pipeline = new KnockPipeline(this.tracker, (e) => this.hostFilter.refuse(e), (e, why) => {
+      if (this.log.isDebugEnabled()) this.log.debug('not a knock for this host', { src: e.src, dst: e.dst, in: e.iface, why });
+    });
     /* with a fleet, knocks are claimed in the group's store and grants on fleet doors published */
     this.fleet = config.fleet && new Fleet(config.fleet, config.doors, this.dispatcher, this.log);
     this.listener = new TumblerListener(verifiersOf(config), this.fleet?.replayStore(this.replay) ?? this.replay, {
@@ -129,6 +136,7 @@ export class Daemon {
     await this.dispatcher.restore(saved.doors);
     await this.fleet?.start();
     this.control = await startControlServer(config.stateDir, this.dispatcher, this.fleet && (() => this.fleet!.status()));
+    this.hostFilter.start();
     this.startSources(config.sources);
     await this.listener.listen(config.tumbler.listen);
     for (const r of await runPreflight(config, PREFLIGHT_CHECKS)) {
@@ -168,6 +176,7 @@ export class Daemon {
     reconfigureLogger(this.log, next.log, this.options.logLevel);
     this.tracker.setMaxSources(next.maxSources);
     this.tracker.reconfigure(next.doors);
+    this.hostFilter.setOnly(interfaceSet(next.interfaces));
     this.dispatcher.reconfigure(next.doors);
     this.fleet?.reconfigure(next.doors);
     this.listener.setVerifiers(verifiersOf(next));
@@ -210,6 +219,7 @@ export class Daemon {
     if (this.stats) clearInterval(this.stats);
     await this.watcher?.close();
     for (const s of this.sources) s.stop();
+    this.hostFilter.stop();
     this.listener.close();
     await this.fleet?.stop();
     this.control?.close();
@@ -233,9 +243,8 @@ export class Daemon {
   }
 
   private startSources(list: SourceConfig[]): void {
-    const bootTimeMs = Date.now() - uptimeUsec() / 1000;
     this.sources = list.map((s) => {
-      const parser = new LogLineParser({ prefixes: s.prefixes, bootTimeMs });
+      const parser = new LogLineParser({ prefixes: s.prefixes, kmsgTime: kmsgWallTime(), ...(s.kind === 'file' && { timeZone: s.timeZone }) });
       const hooks: SourceHooks = {
         line: (line) => {
           for (const c of this.pipeline.feed(parser, line, Date.now() - this.tracker.horizonMs)) this.onCompletion(c);

@@ -102,12 +102,6 @@ const KNOCKD_DOOR_KEYS = [
   'target', 'sequence', 'one_time_sequences', 'seq_timeout', 'timeout', 'start_command', 'command',
   'start_command_6', 'command_6', 'cmd_timeout', 'stop_command', 'stop_command_6', 'tcpflags',
 ];
-/* A door's `interfaces:` key comes with the forging work; until the schema has it, the LOG rule's -i carries Interface alone. */
-const DOORS_HAVE_INTERFACES = (() => {
-  const schema = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'config', 'tumblerd.schema.json'), 'utf8'));
-  return 'interfaces' in (schema.definitions?.door?.properties ?? {});
-})();
-
 /** knockd's defaults (knockd.c: SEQ_TIMEOUT, CMD_TIMEOUT). */
 const KNOCKD_SEQ_TIMEOUT = 25;
 const KNOCKD_CMD_TIMEOUT = 10;
@@ -206,8 +200,7 @@ export function convertLegacyMapped(text: string, file: string): ConvertedLegacy
           else if (k === 'pidfile') notes.push(`${at(s, k)}: PidFile = ${v.value}: tumblerd writes no pid file; it runs in the foreground (systemd, contrib/tumblerd.service, tracks it)`);
           else if (k === 'interface') {
             notes.push(
-              `${at(s, k)}: Interface = ${v.value}: knockd saw only this interface; the LOG rule below logs only what arrives on it` +
-                (DOORS_HAVE_INTERFACES ? ', and each door has interfaces:' : ''),
+              `${at(s, k)}: Interface = ${v.value}: knockd saw only this interface; each door has interfaces: [${v.value}], and the LOG rule below logs only what arrives on it`,
             );
           } else problem(k, `not a knockd option (knockd knows LogFile, PidFile, Interface and UseSyslog, and stops with "syntax error" on anything else); a fork's key, perhaps: convert it by hand`);
         }
@@ -306,7 +299,7 @@ export function convertLegacyMapped(text: string, file: string): ConvertedLegacy
           problem('cmd_timeout', (err as Error).message);
         }
       }
-      if (iface && DOORS_HAVE_INTERFACES) set(door, 'interfaces', [iface], 'knockd: Interface');
+      if (iface) set(door, 'interfaces', [iface], 'knockd: Interface');
       set(doors, name, door);
     }
     const on = iface ? ` -i ${iface}` : '';

@@ -3,8 +3,11 @@
  * sequence the source is. Driven only by the events' own times, so replaying a log gives the
  * same answer as watching it live.
  *
- * Stricter than knockd: a packet from the source that is neither the next knock nor a repeat of
- * the last one resets the attempt, so a port scan that passes the ports in order opens nothing.
+ * Like knockd, a packet from the source with the door's flags that is not the next knock resets
+ * the attempt; knockd only sees its sequences' ports, this sees every port the firewall logs, so
+ * a port scan that passes the ports in order opens nothing. Unlike knockd, a repeat of a knock
+ * already made does not reset. Repeats are what the kernel retransmits for a slow client's earlier SYNs (after 1 s,
+ * 3 s, ...): they neither advance nor reset.
  */
 import type { DoorConfig } from '../model/door';
 import { Family } from '../model/address';
@@ -17,6 +20,8 @@ export interface KnockDoor {
   sequence: Knock[];
   timeoutMs: number;
   flags: FlagFilter;
+  /** Only packets that came in on these interfaces knock on this door; null: any. */
+  interfaces?: ReadonlySet<string> | null;
 }
 
 export interface Completion {
@@ -103,6 +108,7 @@ export class KnockTracker {
     for (let i = 0; i < this.doors.length; i++) {
       const door = this.doors[i];
       if (!flagsPass(door.flags, e)) continue;
+      if (door.interfaces && !door.interfaces.has(e.iface)) continue;
       const seq = door.sequence;
       let attempt = st?.attempts[i];
       if (attempt && e.time - attempt.start > door.timeoutMs) {
@@ -119,7 +125,7 @@ export class KnockTracker {
           }
           continue;
         }
-        if (knockMatches(seq[attempt.step - 1], e)) continue;
+        if (knockedAlready(seq, attempt.step, e)) continue;
         this.clear(st!, i);
         this.counters.resets++;
       }
@@ -190,9 +196,23 @@ export class KnockTracker {
   }
 }
 
+/** Does `e` repeat one of the first `step` knocks of `seq`? */
+function knockedAlready(seq: Knock[], step: number, e: PacketEvent): boolean {
+  for (let k = 0; k < step; k++) if (knockMatches(seq[k], e)) return true;
+  return false;
+}
+
 /** The doors of a config that have a classic sequence, as the tracker wants them. */
 export function knockDoorsOf(doors: readonly DoorConfig[]): KnockDoor[] {
   return doors.flatMap((d) =>
-    d.sequence ? [{ name: d.name, sequence: d.sequence, timeoutMs: d.sequenceTimeoutMs, flags: d.flags }] : [],
+    d.sequence
+      ? [{
+          name: d.name,
+          sequence: d.sequence,
+          timeoutMs: d.sequenceTimeoutMs,
+          flags: d.flags,
+          interfaces: d.interfaces && d.interfaces.length > 0 ? new Set(d.interfaces) : null,
+        }]
+      : [],
   );
 }

@@ -56,6 +56,8 @@ export interface DoorConfig {
   oneTimeSequences?: string | null;
   /** `open6: []` / `close6: []` (knockd's empty start_command_6 =): nothing for IPv6 sources, not open/close. */
   nothing6?: { open: boolean; close: boolean };
+  /** Classic knocks count only when they came in on one of these interfaces (knockd's Interface); absent: any. */
+  interfaces?: string[];
   /** A grant here opens the door on every gateway of the fleet (config `fleet: true`). */
   fleet?: boolean;
 }

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { TumblerdConfig } from '../config/types';
 import { fleetKeyPrivate } from '../fleet/key';
 import { isSyslogKernelLine } from '../netfilter/logLine';
+import { FORGERY_CHECKS } from './forgeryChecks';
 import { CheckResult, PreflightCheck } from './preflight';
 
 /**
@@ -59,4 +60,4 @@ export const fileSourcesKernelOnly: PreflightCheck = {
   },
 };
 
-export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly, fleetKeyPrivate];
+export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly, fleetKeyPrivate, ...FORGERY_CHECKS];
