@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /** tumblerd: the daemon, and the commands a sysadmin runs around it. */
 import fs from 'node:fs';
+import os from 'node:os';
+import { otpUri, otpauthUri } from '../knock/otp';
 import { Command, Option } from 'commander';
 import { convertLegacy } from '../config/legacy';
 import YAML from 'yaml';
@@ -52,7 +54,7 @@ function stateDirOf(file: string): string {
 }
 
 function summary(c: TumblerdConfig): string {
-  const seq = c.doors.filter((d) => d.sequence).length;
+  const seq = c.doors.filter((d) => d.sequence || d.otp || d.oneTimeSequences).length;
   const sec = c.doors.filter((d) => d.secret).length;
   return (
     `${c.file}: OK: ${c.doors.length} door(s) (${seq} with a knock sequence, ${sec} with a Tumbler secret), ` +
@@ -163,6 +165,24 @@ program
   });
 
 program
+  .command('otp-uri')
+  .description('print the tumbler-otp:// URI of a door with an otp: sequence: everything a client needs to knock (it holds the secret)')
+  .argument('<door>', 'door name')
+  .option('-c, --config <file>', 'config file (YAML)', DEFAULT_CONFIG)
+  .option('--host <host>', 'the name or address clients knock on', os.hostname())
+  .option('--otpauth', 'also print the otpauth:// URI a phone TOTP app enrols from (its code, cut into groups of digits, is the sequence)')
+  .action((door: string, opts: { config: string; host: string; otpauth?: boolean }) => {
+    const config = loadOrExit(opts.config);
+    const d = config.doors.find((x) => x.name === door);
+    if (!d?.otp) {
+      process.stderr.write(`tumblerd: ${d ? `door ${door} has no otp: sequence` : `no door named ${door}`} in ${config.file}\n`);
+      process.exit(2);
+    }
+    process.stdout.write(otpUri(opts.host, door, d.otp) + '\n');
+    if (opts.otpauth) process.stdout.write(otpauthUri(opts.host, door, d.otp) + '\n');
+  });
+
+program
   .command('status')
   .description('list the doors the running daemon has open')
   .option('-c, --config <file>', 'config file (YAML), for its state_dir', DEFAULT_CONFIG)
@@ -180,7 +200,9 @@ program
     for (const d of doors) {
       process.stdout.write(
         `${d.door}  ${d.src}  via ${d.via}  opened ${new Date(d.openedAt).toISOString()}  ` +
-          `closes ${d.closesAt === null ? 'never' : new Date(d.closesAt).toISOString()}\n`,
+          `closes ${d.closesAt === null ? 'never' : new Date(d.closesAt).toISOString()}` +
+          (d.closeFailingSince ? `  CLOSE FAILING since ${new Date(d.closeFailingSince).toISOString()}: ${d.lastCloseError}` : '') +
+          '\n',
       );
     }
   });
@@ -200,11 +222,16 @@ program
   .argument('<door>', 'door name')
   .argument('<source>', 'the address it is open for')
   .option('-c, --config <file>', 'config file (YAML), for its state_dir', DEFAULT_CONFIG)
-  .action(async (door: string, source: string, opts: { config: string }) => {
-    const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'revoke', door, src: source });
+  .option('--forget', 'if the close fails, drop the door from the record all the same (what it opened may stay open)')
+  .action(async (door: string, source: string, opts: { config: string; forget?: boolean }) => {
+    const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'revoke', door, src: source, forget: !!opts.forget });
     if (!reply.ok) {
       process.stderr.write(`tumblerd: ${reply.error}\n`);
       process.exit(1);
+    }
+    if (reply.forgotten) {
+      process.stdout.write(`forgot ${door} for ${source}; its close failed (${reply.error}): check the firewall by hand\n`);
+      process.exit(3);
     }
     process.stdout.write(`closed ${door} for ${source}\n`);
   });
