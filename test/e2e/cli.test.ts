@@ -79,7 +79,7 @@ describe('the command line', () => {
 
   it('tumblerd --check: a one-line summary, or every error with file:line and a non-zero exit', () => {
     const good = path.join(dir, 'good.yaml');
-    fs.writeFileSync(good, `state_dir: ${dir}/state\ntumbler:\n  listen: ["127.0.0.1:${20000 + ((process.pid + 41) % 20000)}"]\ndoors:\n  ssh: { secret: a-test-secret, open: /bin/true }\n`, { mode: 0o600 });
+    fs.writeFileSync(good, `state_dir: ${dir}/state\ntumbler:\n  listen: ["127.0.0.1:${20000 + ((process.pid + 41) % 20000)}"]\ndoors:\n  ssh: { secret: a-long-enough-test-secret, open: /bin/true }\n`, { mode: 0o600 });
     const ok = run(TUMBLERD, '--check', '-c', good);
     expect(ok.status).toBe(0);
     expect(ok.stdout.trim().split('\n')).toHaveLength(1);
