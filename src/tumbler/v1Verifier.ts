@@ -46,10 +46,21 @@ export class TumblerV1Verifier implements KnockVerifier {
   verify(msg: Buffer, from: DatagramSource, now: number): Verdict {
     const digest = parseDigest(msg);
     if (digest === null || this.doors.length === 0) return { kind: 'junk' };
-    const window = new DigestWindow(from.address, this.doors, now, this.skewMinutes);
-    const n = this.lookup(digest, from.address, window);
+    const minute = Math.floor(now / MINUTE_MS);
+    const hit = this.seen.get(from.address);
+    let window: DigestWindow | null = null;
+    let n: number;
+    if (hit && hit.minute === minute) {
+      hit.index ??= (window = this.window(from.address, now)).index();
+      n = hit.index.get(digest) ?? -1;
+    } else {
+      this.seen.delete(from.address);
+      if (this.seen.size >= this.maxSources) this.seen.delete(this.seen.keys().next().value as string);
+      this.seen.set(from.address, { minute, index: null });
+      n = (window = this.window(from.address, now)).scan(digest);
+    }
     if (n < 0) return { kind: 'junk' };
-    const match = window.match(n);
+    const match = (window ?? this.window(from.address, now)).match(n);
     return {
       kind: 'grant',
       grant: { door: match.door, src: from.address, family: from.family, via: 'tumbler', user: null, at: now },
@@ -58,16 +69,7 @@ export class TumblerV1Verifier implements KnockVerifier {
     };
   }
 
-  private lookup(digest: string, ip: string, window: DigestWindow): number {
-    const minute = window.base / MINUTE_MS;
-    const hit = this.seen.get(ip);
-    if (hit && hit.minute === minute) {
-      hit.index ??= window.index();
-      return hit.index.get(digest) ?? -1;
-    }
-    this.seen.delete(ip);
-    if (this.seen.size >= this.maxSources) this.seen.delete(this.seen.keys().next().value as string);
-    this.seen.set(ip, { minute, index: null });
-    return window.scan(digest);
+  private window(ip: string, now: number): DigestWindow {
+    return new DigestWindow(ip, this.doors, now, this.skewMinutes);
   }
 }
