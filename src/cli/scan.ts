@@ -17,12 +17,24 @@ export interface ScanReport {
   counts: LineCounts & { doorsOpened: number };
 }
 
+const READ_CHUNK = 1 << 20;
+
 async function feedFile(file: string, splitter: LineSplitter): Promise<void> {
-  const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
-  const gz = file.endsWith('.gz');
-  const stream = gz ? raw.pipe(zlib.createGunzip()) : raw;
-  if (gz) raw.on('error', (e) => stream.destroy(e));
-  for await (const chunk of stream) splitter.push(chunk as Buffer);
+  if (file.endsWith('.gz')) {
+    const raw = fs.createReadStream(file, { highWaterMark: READ_CHUNK });
+    const stream = raw.pipe(zlib.createGunzip());
+    raw.on('error', (e) => stream.destroy(e));
+    for await (const chunk of stream) splitter.push(chunk as Buffer);
+  } else {
+    /* one buffer, read into again and again: the bytes are never decoded, so nothing per chunk stays behind */
+    const fd = fs.openSync(file, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(READ_CHUNK);
+      for (let n; (n = fs.readSync(fd, buf, 0, READ_CHUNK, null)) > 0; ) splitter.push(buf.subarray(0, n));
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
   splitter.flush();
 }
 
@@ -34,8 +46,8 @@ export async function scanLogs(config: TumblerdConfig, files: string[]): Promise
   const pipeline = new KnockPipeline(new KnockTracker(knockDoorsOf(config.doors), config.maxSources));
   const opened: Completion[] = [];
   const splitter = new LineSplitter(
-    (line) => {
-      const done = pipeline.feed(parser, line);
+    (buf, start, end) => {
+      const done = pipeline.feedBytes(parser, buf, start, end);
       if (done.length > 0) opened.push(...done);
     },
     () => pipeline.skipOverlong(),

@@ -1,5 +1,6 @@
 /** Log lines in, completed knocks out, with the counts a sysadmin wants to see. */
 import { LogLineParser } from '../netfilter/logLine';
+import { packetFields } from '../model/packet';
 import { Completion, KnockTracker } from './tracker';
 
 export interface LineCounts {
@@ -21,6 +22,8 @@ const NONE: readonly Completion[] = Object.freeze([]);
 export class KnockPipeline {
   readonly counts: LineCounts = { lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, stale: 0, events: 0 };
 
+  private readonly fields = packetFields();
+
   constructor(readonly tracker: KnockTracker) {}
 
   /** Counts a line the reader dropped for its length. */
@@ -31,8 +34,14 @@ export class KnockPipeline {
 
   /** Feeds one line; events logged before `notBefore` (ms) are counted as stale and dropped. */
   feed(parser: LogLineParser, line: string, notBefore = -Infinity): readonly Completion[] {
+    const bytes = Buffer.from(line, 'latin1');
+    return this.feedBytes(parser, bytes, 0, bytes.length, notBefore);
+  }
+
+  /** Feeds one line given as bytes (`buf[start, end)`), with no string or event object made for it. */
+  feedBytes(parser: LogLineParser, buf: Buffer, start: number, end: number, notBefore = -Infinity): readonly Completion[] {
     this.counts.lines++;
-    const r = parser.parse(line);
+    const r = parser.parseBytes(buf, start, end, this.fields);
     if (typeof r === 'string') {
       if (r === 'malformed') this.counts.malformed++;
       else if (r === 'ignored') this.counts.ignored++;
@@ -45,6 +54,6 @@ export class KnockPipeline {
       return NONE;
     }
     this.counts.events++;
-    return this.tracker.handle(r);
+    return this.tracker.knock(r.time, r.family, r.v4, r.v6, r.proto, r.dport, r.flags);
   }
 }

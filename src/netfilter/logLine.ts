@@ -3,8 +3,8 @@
  * Pure: no I/O, no clock except what the caller passes. Written with indexOf and fixed-offset
  * checks rather than regular expressions so that hostile lines cost linear time at most.
  */
-import { canonicalIPv4, canonicalIPv6, canonicalSource } from '../model/address';
-import { PacketEvent, Protocol, TCP_FLAGS, TcpFlagName } from '../model/packet';
+import { canonicalIPv4, canonicalIPv6, canonicalSource, ipv4ToInt } from '../model/address';
+import { PacketEvent, PacketFields, Protocol, TCP_FLAGS, TcpFlagName } from '../model/packet';
 
 /** What a line turned out to be, when it is not a packet event. */
 export type LineVerdict =
@@ -127,6 +127,20 @@ export class LogLineParser {
     this.prefixes = options.prefixes.map((p) => ({ configured: p, bare: p.trimEnd() }));
     this.bootTimeMs = options.bootTimeMs ?? 0;
     this.now = options.now ?? Date.now;
+  }
+
+  /** One line given as bytes: what knock tracking needs of it, written into `out` (and returned). */
+  parseBytes(buf: Buffer, start: number, end: number, out: PacketFields): PacketFields | LineVerdict {
+    const r = this.parse(buf.toString('latin1', start, end));
+    if (typeof r === 'string') return r;
+    out.time = r.time;
+    out.family = r.family;
+    out.v4 = r.family === 4 ? ipv4ToInt(r.src) : 0;
+    out.v6 = r.family === 6 ? r.src : '';
+    out.proto = r.proto === 'udp' ? 1 : 0;
+    out.dport = r.dport;
+    out.flags = r.flags;
+    return out;
   }
 
   parse(line: string): PacketEvent | LineVerdict {
