@@ -11,6 +11,7 @@ import { splitCommand } from '../doors/commandTemplate';
 import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence';
 import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
 import { parseDuration } from './duration';
+import { isKnownTimeZone } from '../netfilter/zoneTime';
 import { convertLegacy, detectLegacy } from './legacy';
 import type { AllowRule, CommandTemplate, DoorConfig } from '../model/door';
 import type { ListenAddress } from '../model/address';
@@ -55,6 +56,7 @@ interface RawConfig {
   firewall?: 'iptables' | 'nftables';
   nftables?: { table?: string; chain?: string };
   keep_open_on_exit?: boolean;
+  interfaces?: string[];
   sources?: Record<string, unknown>[];
   tumbler?: { listen?: string[]; skew_minutes?: number };
   doors: Record<string, Record<string, unknown>>;
@@ -201,7 +203,14 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     const prefixes = asList(s.prefix as string | string[]);
     const kinds = ['file', 'kmsg', 'journald'].filter((k) => s[k] !== undefined && s[k] !== false);
     if (kinds.length !== 1) problem(['sources', i], 'a source is exactly one of file:, kmsg: or journald: true');
-    if (s.file !== undefined) return { kind: 'file', path: s.file as string, prefixes };
+    if (s.timezone !== undefined && !isKnownTimeZone(s.timezone as string)) {
+      problem(['sources', i, 'timezone'], `"${s.timezone}" is not an IANA time zone name (such as "Europe/Berlin" or "UTC")`);
+    } else if (s.timezone !== undefined && s.file === undefined) {
+      problem(['sources', i, 'timezone'], 'only file sources have stamps without a zone');
+    }
+    if (s.file !== undefined) {
+      return { kind: 'file', path: s.file as string, prefixes, ...(s.timezone !== undefined && { timeZone: s.timezone as string }) };
+    }
     if (s.kmsg !== undefined) return { kind: 'kmsg', path: s.kmsg as string, prefixes };
     return { kind: 'journald', prefixes };
   });
@@ -251,6 +260,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         allow: ((d.allow as string[] | undefined) ?? []).map((a, i) =>
           attempt([...at('allow'), i], { proto: 'tcp' as const, port: 0 }, () => parseAllow(a)),
         ),
+        ...(d.interfaces !== undefined && { interfaces: d.interfaces as string[] }),
       };
       if (!door.sequence && !door.secret && secretKeys.length === 0) {
         problem(['doors', name], 'the door has no sequence and no secret: nothing can open it', true);
@@ -296,6 +306,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     firewall: data.firewall ?? null,
     nftables: { table: data.nftables?.table ?? 'inet filter', chain: data.nftables?.chain ?? 'input' },
     keepOpenOnExit: data.keep_open_on_exit ?? false,
+    ...(data.interfaces !== undefined && { interfaces: data.interfaces }),
     sources,
     tumbler: { listen, skewMinutes: data.tumbler?.skew_minutes ?? 1 },
     doors,

@@ -5,7 +5,7 @@ import type { DoorConfig } from '../model/door';
 export type LogLevel = 'error' | 'warn' | 'info' | 'verbose' | 'debug';
 
 export type SourceConfig =
-  | { kind: 'file'; path: string; prefixes: string[] }
+  | { kind: 'file'; path: string; prefixes: string[]; timeZone?: string }
   | { kind: 'kmsg'; path: string; prefixes: string[] }
   | { kind: 'journald'; prefixes: string[] };
 
@@ -18,6 +18,8 @@ export interface TumblerdConfig {
   firewall: 'iptables' | 'nftables' | null;
   nftables: { table: string; chain: string };
   keepOpenOnExit: boolean;
+  /** Classic knocks count only on these interfaces; absent: any of the namespace's. */
+  interfaces?: string[];
   sources: SourceConfig[];
   tumbler: { listen: ListenAddress[]; skewMinutes: number };
   doors: DoorConfig[];

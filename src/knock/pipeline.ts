@@ -1,7 +1,11 @@
 /** Log lines in, completed knocks out, with the counts a sysadmin wants to see. */
-import { LogLineParser } from '../netfilter/logLine';
-import { packetFields } from '../model/packet';
+import type { HostRefusal } from '../netfilter/hostFilter';
+import { LineVerdict, LogLineParser } from '../netfilter/logLine';
+import { PacketEvent, packetFields } from '../model/packet';
 import { Completion, KnockTracker } from './tracker';
+
+/** Says why a packet is not a knock for this host, or null (a HostFilter, or hostRefusal with a fixed view). */
+export type HostCheck = (e: PacketEvent) => HostRefusal | null;
 
 export interface LineCounts {
   lines: number;
@@ -10,6 +14,10 @@ export interface LineCounts {
   malformed: number;
   /** Well-formed netfilter lines of other protocols. */
   ignored: number;
+  /** Well-formed non-first fragments: no ports. */
+  fragments: number;
+  /** Packets that did not come in to this host (another namespace's, forwarded, sent, loopback). */
+  notForHost: number;
   /** Lines dropped unread for their length (no log line is that long). */
   overlong: number;
   /** Packets logged too long ago to act on (rsyslog replays the ring buffer on start). */
@@ -20,11 +28,22 @@ export interface LineCounts {
 const NONE: readonly Completion[] = Object.freeze([]);
 
 export class KnockPipeline {
-  readonly counts: LineCounts = { lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, stale: 0, events: 0 };
+  readonly counts: LineCounts = {
+    lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, fragments: 0, notForHost: 0, stale: 0, events: 0,
+  };
 
   private readonly fields = packetFields();
 
-  constructor(readonly tracker: KnockTracker) {}
+  /**
+   * `onRefused` hears of each packet the host check turned away, and why. With a host check,
+   * lines go through the event path (the check reads the event's text fields); without one,
+   * through the byte path.
+   */
+  constructor(
+    readonly tracker: KnockTracker,
+    private readonly hostCheck: HostCheck | null = null,
+    private readonly onRefused?: (e: PacketEvent, why: HostRefusal) => void,
+  ) {}
 
   /** Counts a line the reader dropped for its length. */
   skipOverlong(): void {
@@ -34,6 +53,10 @@ export class KnockPipeline {
 
   /** Feeds one line; events logged before `notBefore` (ms) are counted as stale and dropped. */
   feed(parser: LogLineParser, line: string, notBefore = -Infinity): readonly Completion[] {
+    if (this.hostCheck) {
+      this.counts.lines++;
+      return this.feedEvent(parser.parse(line), notBefore);
+    }
     const bytes = Buffer.from(line, 'latin1');
     return this.feedBytes(parser, bytes, 0, bytes.length, notBefore);
   }
@@ -41,19 +64,40 @@ export class KnockPipeline {
   /** Feeds one line given as bytes (`buf[start, end)`), with no string or event object made for it. */
   feedBytes(parser: LogLineParser, buf: Buffer, start: number, end: number, notBefore = -Infinity): readonly Completion[] {
     this.counts.lines++;
+    if (this.hostCheck) return this.feedEvent(parser.parse(buf.toString('latin1', start, end)), notBefore);
     const r = parser.parseBytes(buf, start, end, this.fields);
-    if (typeof r === 'string') {
-      if (r === 'malformed') this.counts.malformed++;
-      else if (r === 'ignored') this.counts.ignored++;
-      if (r !== 'other') this.counts.netfilter++;
-      return NONE;
-    }
+    if (typeof r === 'string') return this.notAnEvent(r);
     this.counts.netfilter++;
     if (r.time < notBefore) {
       this.counts.stale++;
       return NONE;
     }
     this.counts.events++;
-    return this.tracker.knock(r.time, r.family, r.v4, r.v6, r.proto, r.dport, r.flags);
+    return this.tracker.knock(r.time, r.family, r.v4, r.v6, r.proto, r.dport, r.flags, r.iface);
+  }
+
+  private notAnEvent(r: LineVerdict): readonly Completion[] {
+    if (r === 'malformed') this.counts.malformed++;
+    else if (r === 'ignored') this.counts.ignored++;
+    else if (r === 'fragment') this.counts.fragments++;
+    if (r !== 'other') this.counts.netfilter++;
+    return NONE;
+  }
+
+  private feedEvent(r: PacketEvent | LineVerdict, notBefore: number): readonly Completion[] {
+    if (typeof r === 'string') return this.notAnEvent(r);
+    this.counts.netfilter++;
+    const refused = this.hostCheck?.(r) ?? null;
+    if (refused !== null) {
+      this.counts.notForHost++;
+      this.onRefused?.(r, refused);
+      return NONE;
+    }
+    if (r.time < notBefore) {
+      this.counts.stale++;
+      return NONE;
+    }
+    this.counts.events++;
+    return this.tracker.handle(r);
   }
 }

@@ -23,6 +23,8 @@ export interface KnockDoor {
   sequence: Knock[];
   timeoutMs: number;
   flags: FlagFilter;
+  /** Only packets that came in on these interfaces knock on this door; null: any. */
+  interfaces?: ReadonlySet<string> | null;
 }
 
 export interface Completion {
@@ -59,6 +61,7 @@ export class KnockTracker {
   private require: number[] = [];
   private forbid: number[] = [];
   private timeouts: number[] = [];
+  private interfaces: (ReadonlySet<string> | null)[] = [];
   private width = 0;
   /** Knock codes that start some door: a packet from an untracked source on any other is skipped unread. */
   private starts = new Uint8Array(65536 * 2);
@@ -136,6 +139,7 @@ export class KnockTracker {
     this.require = doors.map((d) => d.flags.require);
     this.forbid = doors.map((d) => d.flags.forbid);
     this.timeouts = doors.map((d) => d.timeoutMs);
+    this.interfaces = doors.map((d) => d.interfaces ?? null);
     this.starts = new Uint8Array(65536 * 2);
     for (const seq of this.seqs) this.starts[seq[0]] = 1;
     this.longestTimeout = Math.max(0, ...this.timeouts);
@@ -150,14 +154,23 @@ export class KnockTracker {
   /** Feeds one logged packet; returns the doors it completed for its source. */
   handle(e: PacketEvent): readonly Completion[] {
     const v4 = e.family === 4 ? ipv4ToInt(e.src) : 0;
-    return this.knock(e.time, e.family, v4, e.family === 6 ? e.src : '', e.proto === 'udp' ? PROTO_UDP : PROTO_TCP, e.dport, e.flags);
+    return this.knock(e.time, e.family, v4, e.family === 6 ? e.src : '', e.proto === 'udp' ? PROTO_UDP : PROTO_TCP, e.dport, e.flags, e.iface);
   }
 
   /**
    * Feeds one logged packet by its fields: an IPv4 source as an unsigned integer (`v6` unused),
    * an IPv6 one as canonical text. What the byte-level parser calls, with no event object.
    */
-  knock(time: number, family: Family, v4: number, v6: string, proto: number, dport: number, flags: number): readonly Completion[] {
+  knock(
+    time: number,
+    family: Family,
+    v4: number,
+    v6: string,
+    proto: number,
+    dport: number,
+    flags: number,
+    iface: string,
+  ): readonly Completion[] {
     if (time - this.lastSweep >= SWEEP_EVERY_MS) this.sweep(time);
     const code = dport * 2 + proto;
     let s = family === 4 ? this.find4(v4 | 0) : (this.index6.get(v6) ?? NONE);
@@ -167,6 +180,8 @@ export class KnockTracker {
     const width = this.width;
     for (let i = 0; i < width; i++) {
       if (proto === PROTO_TCP && ((flags & this.require[i]) !== this.require[i] || (flags & this.forbid[i]) !== 0)) continue;
+      const only = this.interfaces[i];
+      if (only !== null && !only.has(iface)) continue;
       const seq = this.seqs[i];
       if (s !== NONE) {
         const a = s * width + i;
@@ -372,6 +387,14 @@ function knockedBefore(seq: Int32Array, made: number, code: number): boolean {
 /** The doors of a config that have a classic sequence, as the tracker wants them. */
 export function knockDoorsOf(doors: readonly DoorConfig[]): KnockDoor[] {
   return doors.flatMap((d) =>
-    d.sequence ? [{ name: d.name, sequence: d.sequence, timeoutMs: d.sequenceTimeoutMs, flags: d.flags }] : [],
+    d.sequence
+      ? [{
+          name: d.name,
+          sequence: d.sequence,
+          timeoutMs: d.sequenceTimeoutMs,
+          flags: d.flags,
+          interfaces: d.interfaces && d.interfaces.length > 0 ? new Set(d.interfaces) : null,
+        }]
+      : [],
   );
 }

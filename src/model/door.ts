@@ -36,4 +36,6 @@ export interface DoorConfig {
   closeAfterMs: number | null;
   commandTimeoutMs: number;
   allow: AllowRule[];
+  /** Classic knocks count only when they came in on one of these interfaces (knockd's Interface); absent: any. */
+  interfaces?: string[];
 }

@@ -28,7 +28,10 @@ export interface PacketEvent {
   dport: number;
   /** Bitmask of TCP_FLAGS; 0 for UDP. */
   flags: number;
+  /** The interface the packet came in on (`IN=`); empty for packets this host sent. */
   iface: string;
+  /** The interface it was routed out of (`OUT=`): set only for forwarded and outgoing packets. */
+  out?: string;
   /** The configured prefix the line matched. */
   prefix: string;
 }
@@ -49,8 +52,10 @@ export interface PacketFields {
   proto: number;
   dport: number;
   flags: number;
+  /** `IN=`, one string per interface name (the parser keeps them), so a line costs none. */
+  iface: string;
 }
 
 export function packetFields(): PacketFields {
-  return { time: 0, family: 4, v4: 0, v6: '', proto: 0, dport: 0, flags: 0 };
+  return { time: 0, family: 4, v4: 0, v6: '', proto: 0, dport: 0, flags: 0, iface: '' };
 }
