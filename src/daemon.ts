@@ -22,12 +22,13 @@ import { createFirewall, firewallKind } from './firewall/select';
 import { KnockPipeline } from './knock/pipeline';
 import { Completion, KnockTracker, knockDoorsOf } from './knock/tracker';
 import { createLogger, reconfigureLogger } from './logger';
+import { HostFilter, HostView, interfaceSet } from './netfilter/hostFilter';
 import { LogLineParser } from './netfilter/logLine';
 import { formatResult, runPreflight } from './preflight/preflight';
 import { PREFLIGHT_CHECKS } from './preflight/securityChecks';
 import { FileSource } from './sources/fileSource';
 import { JournaldSource } from './sources/journaldSource';
-import { KmsgSource, uptimeUsec } from './sources/kmsgSource';
+import { KmsgSource, kmsgWallTime, uptimeUsec } from './sources/kmsgSource';
 import { LineSource, SourceHooks } from './sources/source';
 import { TumblerListener } from './tumbler/listener';
 import { ReplayCache } from './tumbler/replayCache';
@@ -42,6 +43,8 @@ export interface DaemonOptions {
   logLevel?: string;
   /** Watch the config file and reload when it changes (off in tests that reload by hand). */
   watchConfig?: boolean;
+  /** The namespace's interfaces and addresses (tests that knock on loopback give their own). */
+  readHostView?: () => HostView;
 }
 
 export interface ReloadResult {
@@ -71,6 +74,7 @@ export class Daemon {
   private readonly dispatcher: DoorDispatcher;
   private readonly tracker: KnockTracker;
   private readonly pipeline: KnockPipeline;
+  private readonly hostFilter: HostFilter;
   private readonly listener: TumblerListener;
   private sources: LineSource[] = [];
   private control: { close(): void } | null = null;
@@ -95,7 +99,10 @@ export class Daemon {
       /* winston formats a message before it looks at the level: not on this path unless wanted */
       if (this.log.isDebugEnabled()) this.log.debug('knock progress', { door, src, step: `${step}/${of}` });
     });
-    this.pipeline = new KnockPipeline(this.tracker);
+    this.hostFilter = new HostFilter(interfaceSet(config.interfaces), options.readHostView);
+    this.pipeline = new KnockPipeline(this.tracker, (e) => this.hostFilter.refuse(e), (e, why) => {
+      if (this.log.isDebugEnabled()) this.log.debug('not a knock for this host', { src: e.src, dst: e.dst, in: e.iface, why });
+    });
     this.listener = new TumblerListener(verifiersOf(config), this.replay, {
       grant: (g) => void this.dispatcher.openDoor(g),
       info: (m, meta) => this.log.info(m, meta),
@@ -113,6 +120,7 @@ export class Daemon {
     }
     await this.dispatcher.restore(saved.doors);
     this.control = await startControlServer(config.stateDir, this.dispatcher);
+    this.hostFilter.start();
     this.startSources(config.sources);
     await this.listener.listen(config.tumbler.listen);
     for (const r of await runPreflight(config, PREFLIGHT_CHECKS)) {
@@ -152,6 +160,7 @@ export class Daemon {
     reconfigureLogger(this.log, next.log, this.options.logLevel);
     this.tracker.setMaxSources(next.maxSources);
     this.tracker.reconfigure(knockDoorsOf(next.doors));
+    this.hostFilter.setOnly(interfaceSet(next.interfaces));
     this.dispatcher.reconfigure(next.doors);
     this.listener.setVerifiers(verifiersOf(next));
     if (JSON.stringify(next.sources) !== JSON.stringify(before.sources)) {
@@ -193,6 +202,7 @@ export class Daemon {
     if (this.stats) clearInterval(this.stats);
     await this.watcher?.close();
     for (const s of this.sources) s.stop();
+    this.hostFilter.stop();
     this.listener.close();
     this.control?.close();
     if (this.config.keepOpenOnExit) {
@@ -210,9 +220,8 @@ export class Daemon {
   }
 
   private startSources(list: SourceConfig[]): void {
-    const bootTimeMs = Date.now() - uptimeUsec() / 1000;
     this.sources = list.map((s) => {
-      const parser = new LogLineParser({ prefixes: s.prefixes, bootTimeMs });
+      const parser = new LogLineParser({ prefixes: s.prefixes, kmsgTime: kmsgWallTime(), ...(s.kind === 'file' && { timeZone: s.timeZone }) });
       const hooks: SourceHooks = {
         line: (line) => {
           for (const c of this.pipeline.feed(parser, line, Date.now() - this.tracker.horizonMs)) this.onCompletion(c);

@@ -8,6 +8,7 @@ import { ConfigError, DEFAULT_STATE_DIR, loadConfigFile } from '../config/load';
 import { TumblerdConfig } from '../config/types';
 import type { DaemonOptions } from '../daemon';
 import { formatScanReport, scanLogs } from './scan';
+import { isKnownTimeZone } from '../netfilter/zoneTime';
 import { controlRequest } from '../control/server';
 import { OpenDoor } from '../doors/dispatcher';
 import { formatResult, runPreflight } from '../preflight/preflight';
@@ -95,12 +96,22 @@ const program = new Command('tumblerd')
 program
   .command('scan')
   .description('replay logs (plain or .gz) through the knock rules without running anything, and report which doors would have opened')
-  .argument('<logfile...>', 'log files to read from the start')
+  .argument('<logfile...>', 'log files to read from the start; - for standard input')
   .option('-c, --config <file>', 'config file (YAML)', DEFAULT_CONFIG)
   .option('--json', 'print the report as JSON')
-  .action(async (files: string[], opts: { config: string; json?: boolean }) => {
+  .option('--address <ip...>', "count only packets sent to these addresses (the logging host's)")
+  .option('--interface <name...>', 'count only packets that came in on these interfaces')
+  .option('--this-host', "count only packets to this host's own interfaces and addresses, as the daemon does")
+  .option('--timezone <zone>', 'IANA zone of stamps that carry none (traditional syslog); default: this machine\'s')
+  .action(async (files: string[], opts: { config: string; json?: boolean; address?: string[]; interface?: string[]; thisHost?: boolean; timezone?: string }) => {
     const config = loadOrExit(opts.config);
-    const report = await scanLogs(config, files);
+    if (opts.timezone !== undefined && !isKnownTimeZone(opts.timezone)) throw new Error(`--timezone ${opts.timezone}: not an IANA time zone name`);
+    const report = await scanLogs(config, files, {
+      addresses: opts.address,
+      interfaces: opts.interface,
+      thisHost: opts.thisHost,
+      timeZone: opts.timezone,
+    });
     process.stdout.write((opts.json ? JSON.stringify(report, null, 2) : formatScanReport(config, report)) + '\n');
   });
 

@@ -1,11 +1,12 @@
 /** Log lines in, completed knocks out, with the counts a sysadmin wants to see. */
-import type { HostRefusal } from '../netfilter/hostFilter';
-import { LineVerdict, LogLineParser } from '../netfilter/logLine';
-import { PacketEvent, packetFields } from '../model/packet';
+import type { HostFacts, HostRefusal } from '../netfilter/hostFilter';
+import { intToIPv4 } from '../model/address';
+import { LogLineParser } from '../netfilter/logLine';
+import { PacketFields, packetFields } from '../model/packet';
 import { Completion, KnockTracker } from './tracker';
 
 /** Says why a packet is not a knock for this host, or null (a HostFilter, or hostRefusal with a fixed view). */
-export type HostCheck = (e: PacketEvent) => HostRefusal | null;
+export type HostCheck = (e: HostFacts) => HostRefusal | null;
 
 export interface LineCounts {
   lines: number;
@@ -33,16 +34,13 @@ export class KnockPipeline {
   };
 
   private readonly fields = packetFields();
+  private readonly facts = new Facts(this.fields);
 
-  /**
-   * `onRefused` hears of each packet the host check turned away, and why. With a host check,
-   * lines go through the event path (the check reads the event's text fields); without one,
-   * through the byte path.
-   */
+  /** `onRefused` hears of each packet the host check turned away, and why (valid during the call). */
   constructor(
     readonly tracker: KnockTracker,
     private readonly hostCheck: HostCheck | null = null,
-    private readonly onRefused?: (e: PacketEvent, why: HostRefusal) => void,
+    private readonly onRefused?: (e: HostFacts, why: HostRefusal) => void,
   ) {}
 
   /** Counts a line the reader dropped for its length. */
@@ -53,10 +51,6 @@ export class KnockPipeline {
 
   /** Feeds one line; events logged before `notBefore` (ms) are counted as stale and dropped. */
   feed(parser: LogLineParser, line: string, notBefore = -Infinity): readonly Completion[] {
-    if (this.hostCheck) {
-      this.counts.lines++;
-      return this.feedEvent(parser.parse(line), notBefore);
-    }
     const bytes = Buffer.from(line, 'latin1');
     return this.feedBytes(parser, bytes, 0, bytes.length, notBefore);
   }
@@ -64,10 +58,23 @@ export class KnockPipeline {
   /** Feeds one line given as bytes (`buf[start, end)`), with no string or event object made for it. */
   feedBytes(parser: LogLineParser, buf: Buffer, start: number, end: number, notBefore = -Infinity): readonly Completion[] {
     this.counts.lines++;
-    if (this.hostCheck) return this.feedEvent(parser.parse(buf.toString('latin1', start, end)), notBefore);
     const r = parser.parseBytes(buf, start, end, this.fields);
-    if (typeof r === 'string') return this.notAnEvent(r);
+    if (typeof r === 'string') {
+      if (r === 'malformed') this.counts.malformed++;
+      else if (r === 'ignored') this.counts.ignored++;
+      else if (r === 'fragment') this.counts.fragments++;
+      if (r !== 'other') this.counts.netfilter++;
+      return NONE;
+    }
     this.counts.netfilter++;
+    if (this.hostCheck) {
+      const refused = this.hostCheck(this.facts);
+      if (refused !== null) {
+        this.counts.notForHost++;
+        this.onRefused?.(this.facts, refused);
+        return NONE;
+      }
+    }
     if (r.time < notBefore) {
       this.counts.stale++;
       return NONE;
@@ -75,29 +82,33 @@ export class KnockPipeline {
     this.counts.events++;
     return this.tracker.knock(r.time, r.family, r.v4, r.v6, r.proto, r.dport, r.flags, r.iface);
   }
+}
 
-  private notAnEvent(r: LineVerdict): readonly Completion[] {
-    if (r === 'malformed') this.counts.malformed++;
-    else if (r === 'ignored') this.counts.ignored++;
-    else if (r === 'fragment') this.counts.fragments++;
-    if (r !== 'other') this.counts.netfilter++;
-    return NONE;
+/** The current line's fields as the host check reads them; the source's text is made only if it asks. */
+class Facts implements HostFacts {
+  private lastV4 = -1;
+  private lastSrc = '';
+
+  constructor(private readonly f: PacketFields) {}
+
+  get iface(): string {
+    return this.f.iface;
   }
 
-  private feedEvent(r: PacketEvent | LineVerdict, notBefore: number): readonly Completion[] {
-    if (typeof r === 'string') return this.notAnEvent(r);
-    this.counts.netfilter++;
-    const refused = this.hostCheck?.(r) ?? null;
-    if (refused !== null) {
-      this.counts.notForHost++;
-      this.onRefused?.(r, refused);
-      return NONE;
+  get out(): string {
+    return this.f.out;
+  }
+
+  get dst(): string {
+    return this.f.dst;
+  }
+
+  get src(): string {
+    if (this.f.family === 6) return this.f.v6;
+    if (this.f.v4 !== this.lastV4) {
+      this.lastV4 = this.f.v4;
+      this.lastSrc = intToIPv4(this.f.v4);
     }
-    if (r.time < notBefore) {
-      this.counts.stale++;
-      return NONE;
-    }
-    this.counts.events++;
-    return this.tracker.handle(r);
+    return this.lastSrc;
   }
 }

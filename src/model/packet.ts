@@ -52,10 +52,13 @@ export interface PacketFields {
   proto: number;
   dport: number;
   flags: number;
-  /** `IN=`, one string per interface name (the parser keeps them), so a line costs none. */
+  /** `IN=` and `OUT=`, one string per interface name (the parser keeps them), so a line costs none. */
   iface: string;
+  out: string;
+  /** The destination, canonical; the same string while it stays the same address. */
+  dst: string;
 }
 
 export function packetFields(): PacketFields {
-  return { time: 0, family: 4, v4: 0, v6: '', proto: 0, dport: 0, flags: 0, iface: '' };
+  return { time: 0, family: 4, v4: 0, v6: '', proto: 0, dport: 0, flags: 0, iface: '', out: '', dst: '' };
 }

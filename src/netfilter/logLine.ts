@@ -284,13 +284,9 @@ export class LogLineParser {
   private readonly ports: Ports = { sport: 0, dport: 0, flags: 0 };
   /* What the last packet line held, beyond the fields: where its text fields are, for `parse`. */
   private fields: PacketFields = packetFields();
-  private line: Buffer = Buffer.alloc(0);
-  private outAt = 0;
-  private outEnd = 0;
-  private dstAt = 0;
-  private dstEnd = 0;
-  private dst6 = '';
   private prefix = '';
+  private lastDst4 = -1;
+  private lastDst = '';
   private readonly names: { bytes: Buffer; name: string }[] = [];
 
   constructor(options: ParserOptions) {
@@ -336,13 +332,13 @@ export class LogLineParser {
       time: f.time,
       src: f.family === 4 ? intToIPv4(f.v4) : f.v6,
       family: f.family,
-      dst: f.family === 4 ? this.line.toString('latin1', this.dstAt, this.dstEnd) : this.dst6,
+      dst: f.dst,
       proto: f.proto === 1 ? 'udp' : 'tcp',
       sport: this.ports.sport,
       dport: f.dport,
       flags: f.flags,
       iface: f.iface,
-      out: this.line.toString('latin1', this.outAt, this.outEnd),
+      out: f.out,
       prefix: this.prefix,
     };
   }
@@ -635,8 +631,7 @@ export class LogLineParser {
     if (i < 0) return 'malformed';
     const f = this.fields;
     f.iface = inEnd > start + 3 ? this.name(s, start + 3, inEnd) : '';
-    this.outAt = inEnd + 5;
-    this.outEnd = outEnd;
+    f.out = outEnd > inEnd + 5 ? this.name(s, inEnd + 5, outEnd) : '';
     /* bridge netfilter: the ports of a bridge */
     if (ch(s, i) === 80 /* P */) {
       i = physField(s, i, 'PHYSIN=');
@@ -666,14 +661,19 @@ export class LogLineParser {
       source = valid && text !== '::' && !text!.startsWith('::ffff:');
       f.v6 = text ?? '';
     }
-    this.dstAt = srcEnd + 5;
-    this.dstEnd = dstEnd;
     if (v6) {
       const dst = canonicalIPv6(s.toString('latin1', srcEnd + 5, dstEnd));
       if (dst === null) return 'malformed';
-      this.dst6 = dst;
-    } else if (ipv4At(s, srcEnd + 5, dstEnd) < 0) {
-      return 'malformed';
+      f.dst = dst;
+    } else {
+      const dst = ipv4At(s, srcEnd + 5, dstEnd);
+      if (dst < 0) return 'malformed';
+      /* nearly every packet logged on a host is to one of its few addresses */
+      if (dst !== this.lastDst4) {
+        this.lastDst4 = dst;
+        this.lastDst = intToIPv4(dst);
+      }
+      f.dst = this.lastDst;
     }
     if (!valid) return 'malformed';
     i = dstEnd + 1;
@@ -732,7 +732,6 @@ export class LogLineParser {
     f.dport = ports.dport;
     f.flags = ports.flags;
     this.prefix = prefix;
-    this.line = s;
     return PACKET;
   }
 }

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import { TumblerdConfig } from '../config/types';
 import { isSyslogKernelLine } from '../netfilter/logLine';
+import { FORGERY_CHECKS } from './forgeryChecks';
 import { CheckResult, PreflightCheck } from './preflight';
 
 /**
@@ -58,4 +59,4 @@ export const fileSourcesKernelOnly: PreflightCheck = {
   },
 };
 
-export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly];
+export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly, ...FORGERY_CHECKS];
