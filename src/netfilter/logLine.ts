@@ -85,6 +85,12 @@ function find(s: Buffer, key: string, from: number): number {
   return -1;
 }
 
+/** Where the byte `c` next stands from `from` on, within the line, or -1. */
+function findByte(s: Buffer, c: number, from: number): number {
+  for (let i = from < 0 ? 0 : from; i < E; i++) if (s[i] === c) return i;
+  return -1;
+}
+
 /** The month of `Jan`..`Dec` at `i`, or undefined. */
 const monthAt = (s: Buffer, i: number) => MONTHS.get((ch(s, i) << 16) | (ch(s, i + 1) << 8) | ch(s, i + 2));
 
@@ -225,7 +231,7 @@ function macPart(s: Buffer, i: number): number {
     /* sit tunnels: the outer IPv4 addresses */
     const arrow = find(s, '->', j + 8);
     if (arrow < 0 || arrow - j > 24) return -1;
-    const end = find(s, ' ', arrow);
+    const end = findByte(s, SP, arrow);
     const last = end < 0 ? E : end;
     if (ipv4At(s, j + 8, arrow) < 0 || ipv4At(s, arrow + 2, last) < 0) return -1;
     j = last;
@@ -407,12 +413,12 @@ export class LogLineParser {
    * an optional `[ uptime]` stamp; -1 if the line is not tagged as the kernel's.
    */
   private kernelMessageStart(line: Buffer, hostAt: number): number {
-    const hostEnd = find(line, ' ', hostAt);
+    const hostEnd = findByte(line, SP, hostAt);
     if (hostEnd <= hostAt || hostEnd - hostAt > 255) return -1;
     let at = hostEnd + 1;
     /* busybox syslogd (OpenWrt) names the facility and level between host and tag */
     if (starts(line, 'kern.', at)) {
-      const end = find(line, ' ', at);
+      const end = findByte(line, SP, at);
       if (end < 0 || end - at > 12) return -1;
       at = end + 1;
     }
@@ -452,7 +458,7 @@ export class LogLineParser {
     /* OpenWrt: `kern.warn kernel: `; no host name */
     let msgAt: number;
     if (starts(line, 'kern.', date.end)) {
-      const end = find(line, ' ', date.end);
+      const end = findByte(line, SP, date.end);
       if (end < 0 || end - date.end > 12 || !starts(line, KERNEL_TAG, end + 1)) return 'other';
       msgAt = skipUptime(line, end + 1 + KERNEL_TAG.length);
     } else {
@@ -463,7 +469,7 @@ export class LogLineParser {
 
   /** `2026-11-24T00:17:59.282475+00:00 host kernel: MSG` (also journalctl's `+0000`). */
   private parseRfc3339(line: Buffer, at: number): Outcome {
-    const space = find(line, ' ', at);
+    const space = findByte(line, SP, at);
     if (space - at < 20 || space - at > 40) return 'other';
     const msgAt = this.kernelMessageStart(line, space + 1);
     if (msgAt < 0) return 'other';
@@ -476,15 +482,15 @@ export class LogLineParser {
    * RSYSLOG_SyslogProtocol23Format writes it); `at` is past the version.
    */
   private parseRfc5424(line: Buffer, at: number): Outcome {
-    const stampEnd = find(line, ' ', at);
+    const stampEnd = findByte(line, SP, at);
     if (stampEnd - at < 20 || stampEnd - at > 40) return 'other';
-    const hostEnd = find(line, ' ', stampEnd + 1);
+    const hostEnd = findByte(line, SP, stampEnd + 1);
     if (hostEnd <= stampEnd + 1 || hostEnd - stampEnd > 256) return 'other';
     if (!starts(line, 'kernel ', hostEnd + 1)) return 'other';
     let i = hostEnd + 8;
     /* PROCID and MSGID: nil or a token */
     for (let n = 0; n < 2; n++) {
-      const end = find(line, ' ', i);
+      const end = findByte(line, SP, i);
       if (end <= i || end - i > 128) return 'other';
       i = end + 1;
     }
@@ -530,7 +536,7 @@ export class LogLineParser {
     if (seqEnd < 0 || ch(line, seqEnd) !== 44) return 'other';
     const usecEnd = decEnd(line, seqEnd + 1, 20);
     if (usecEnd < 0 || ch(line, usecEnd) !== 44) return 'other';
-    const semi = find(line, ';', usecEnd);
+    const semi = findByte(line, 59 /* ; */, usecEnd);
     if (semi < 0 || semi - usecEnd > 64) return 'other';
     const usec = decValue(line, seqEnd + 1, usecEnd);
     return this.parseMessage(line, semi + 1, this.bootTime(usec));
@@ -548,7 +554,7 @@ export class LogLineParser {
     const stamp = readUptime(line, at);
     if (stamp !== null) {
       let msgAt = skipCaller(line, stamp.end);
-      const hostEnd = find(line, ' ', msgAt);
+      const hostEnd = findByte(line, SP, msgAt);
       if (hostEnd > msgAt && starts(line, KERNEL_TAG, hostEnd + 1)) msgAt = skipUptime(line, hostEnd + 1 + KERNEL_TAG.length);
       return this.parseMessage(line, msgAt, this.bootTime(stamp.usec));
     }
@@ -646,7 +652,7 @@ export class LogLineParser {
     if (!starts(s, 'SRC=', i)) return 'malformed';
     const srcEnd = find(s, ' DST=', i + 4);
     if (srcEnd < 0 || srcEnd - i > 43) return 'malformed';
-    const dstEnd = find(s, ' ', srcEnd + 5);
+    const dstEnd = findByte(s, SP, srcEnd + 5);
     if (dstEnd < 0 || dstEnd - srcEnd > 44) return 'malformed';
     /* a source is canonical, not 0.0.0.0, not :: and not v4-mapped (canonicalSource); other
      * well-formed addresses make a genuine line that is no knock */
@@ -654,7 +660,8 @@ export class LogLineParser {
     let v6 = false;
     let source = v4 > 0;
     let valid = v4 >= 0;
-    if (v4 < 0 && find(s, ':', i + 4) < srcEnd) {
+    const colon = findByte(s, 58 /* : */, i + 4);
+    if (v4 < 0 && colon >= 0 && colon < srcEnd) {
       v6 = true;
       const text = canonicalIPv6(s.toString('latin1', i + 4, srcEnd));
       valid = text !== null;
