@@ -7,7 +7,7 @@ import zlib from 'node:zlib';
 import { TumblerdConfig } from '../config/types';
 import { formatKnock } from '../knock/sequence';
 import { KnockPipeline, LineCounts } from '../knock/pipeline';
-import { Completion, KnockTracker, knockDoorsOf } from '../knock/tracker';
+import { Completion, KnockTracker, TrackerStats, knockDoorsOf } from '../knock/tracker';
 import { hostRefusal, interfaceSet, readHostView, staticView } from '../netfilter/hostFilter';
 import { LogLineParser } from '../netfilter/logLine';
 import { uptimeUsec } from '../sources/kmsgSource';
@@ -17,6 +17,8 @@ export interface ScanReport {
   files: string[];
   opened: Completion[];
   counts: LineCounts & { doorsOpened: number };
+  /** The knock table at the end: how many sources it held, and evicted on the way. */
+  table: TrackerStats;
 }
 
 export interface ScanOptions {
@@ -72,7 +74,7 @@ export async function scanLogs(config: TumblerdConfig, files: string[], options:
     () => pipeline.skipOverlong(),
   );
   for (const file of files) await feedFile(file, splitter, options.stdin ?? process.stdin);
-  return { files, opened, counts: { ...pipeline.counts, doorsOpened: opened.length } };
+  return { files, opened, counts: { ...pipeline.counts, doorsOpened: opened.length }, table: pipeline.tracker.stats() };
 }
 
 export function formatScanReport(config: TumblerdConfig, report: ScanReport): string {
