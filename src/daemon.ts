@@ -95,10 +95,13 @@ export class Daemon {
     const kind = firewallKind(config);
     this.firewall = kind && createFirewall(kind, config, this.runner);
     this.dispatcher = new DoorDispatcher(config.doors, this.runner, this.log, () => this.persist(), this.firewall);
-    this.tracker = new KnockTracker(knockDoorsOf(config.doors), config.maxSources, (door, src, step, of) => {
-      /* winston formats a message before it looks at the level: not on this path unless wanted */
-      if (this.log.isDebugEnabled()) this.log.debug('knock progress', { door, src, step: `${step}/${of}` });
-    });
+    /* winston formats a message before it looks at the level: not on this path unless wanted */
+    this.tracker = new KnockTracker(
+      knockDoorsOf(config.doors),
+      config.maxSources,
+      (door, src, step, of) => this.log.debug('knock progress', { door, src, step: `${step}/${of}` }),
+      () => this.log.isDebugEnabled(),
+    );
     this.hostFilter = new HostFilter(interfaceSet(config.interfaces), options.readHostView);
     this.pipeline = new KnockPipeline(this.tracker, (e) => this.hostFilter.refuse(e), (e, why) => {
       if (this.log.isDebugEnabled()) this.log.debug('not a knock for this host', { src: e.src, dst: e.dst, in: e.iface, why });

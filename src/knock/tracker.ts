@@ -95,11 +95,15 @@ export class KnockTracker {
   private readonly hashMul = randomInt(1, 2 ** 31) * 2 + 1;
   private readonly index6 = new Map<string, number>();
 
-  /** `onProgress` hears of every knock that moved an attempt on (for debug logs). */
+  /**
+   * `onProgress` hears of every knock that moved an attempt on (for debug logs), while
+   * `wantProgress` says it is wanted: the source's text is made only then.
+   */
   constructor(
     doors: KnockDoor[],
     private maxSources: number,
     private readonly onProgress?: (door: string, src: string, step: number, of: number) => void,
+    private readonly wantProgress: () => boolean = () => true,
   ) {
     if (!(maxSources >= 1)) throw new Error('maxSources must be at least 1');
     this.reconfigure(doors);
@@ -193,7 +197,7 @@ export class KnockTracker {
         if (at > 0) {
           if (seq[at] === code) {
             this.step[a] = ++at;
-            if (this.onProgress) this.onProgress(this.doors[i].name, this.sourceText(family, v4, v6), at, seq.length);
+            if (this.onProgress && this.wantProgress()) this.onProgress(this.doors[i].name, this.sourceText(family, v4, v6), at, seq.length);
             if (at === seq.length) {
               (completions ??= []).push(this.complete(i, family, v4, v6, this.start[a], time));
               this.clear(s, a);
@@ -215,7 +219,7 @@ export class KnockTracker {
       this.step[a] = 1;
       this.start[a] = time;
       this.live[s]++;
-      if (this.onProgress) this.onProgress(this.doors[i].name, this.sourceText(family, v4, v6), 1, seq.length);
+      if (this.onProgress && this.wantProgress()) this.onProgress(this.doors[i].name, this.sourceText(family, v4, v6), 1, seq.length);
       this.counters.attemptsStarted++;
     }
     if (s !== NONE) {
