@@ -16,6 +16,9 @@ import { PREFLIGHT_CHECKS } from '../preflight/securityChecks';
 
 export const DEFAULT_CONFIG = '/etc/tumblerd.yaml';
 
+/** For options given more than once. */
+const collect = (value: string, list: string[]) => [...list, value];
+
 function loadOrExit(file: string): TumblerdConfig {
   try {
     return loadConfigFile(file);
@@ -99,8 +102,8 @@ program
   .argument('<logfile...>', 'log files to read from the start; - for standard input')
   .option('-c, --config <file>', 'config file (YAML)', DEFAULT_CONFIG)
   .option('--json', 'print the report as JSON')
-  .option('--address <ip...>', "count only packets sent to these addresses (the logging host's)")
-  .option('--interface <name...>', 'count only packets that came in on these interfaces')
+  .option('--address <ip>', "count only packets sent to this address (the logging host's); repeatable", collect, [])
+  .option('--interface <name>', 'count only packets that came in on this interface; repeatable', collect, [])
   .option('--this-host', "count only packets to this host's own interfaces and addresses, as the daemon does")
   .option('--timezone <zone>', 'IANA zone of stamps that carry none (traditional syslog); default: this machine\'s')
   .action(async (files: string[], opts: { config: string; json?: boolean; address?: string[]; interface?: string[]; thisHost?: boolean; timezone?: string }) => {

@@ -154,17 +154,21 @@ export function interfaceSet(list: string[] | undefined): ReadonlySet<string> | 
   return list && list.length > 0 ? new Set(list) : null;
 }
 
-/** `net.netfilter.nf_log_all_netns`: when 1, every network namespace's LOG rules write into this kernel log. */
+/**
+ * `net.netfilter.nf_log_all_netns`: when 1, every network namespace's LOG rules write into this
+ * kernel log. Only the first namespace has the setting; in any other (a container), the firewall's
+ * own LOG lines reach the log only if it is 1, so it is taken to be.
+ */
 export function otherNamespacesLog(file = '/proc/sys/net/netfilter/nf_log_all_netns'): boolean {
   try {
     return fs.readFileSync(file, 'utf8').trim() === '1';
-  } catch {
-    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' && fs.existsSync('/proc/sys/net/netfilter');
   }
 }
 
 export const ALL_NETNS_WARNING =
-  'net.netfilter.nf_log_all_netns is 1: every network namespace on this host writes LOG lines into the kernel log, ' +
+  'net.netfilter.nf_log_all_netns is 1 (or tumblerd runs in a network namespace other than the first, whose LOG lines reach the log only then): every network namespace on this host writes LOG lines into the kernel log, ' +
   "including one an unprivileged user makes (unshare -rn) with its own log rule. tumblerd refuses lines for interfaces and addresses that are not this namespace's, " +
   'but a user who recreates this namespace\'s interface name and address inside their own can still forge a knock: set it to 0 where no container firewall needs it, ' +
   'or forbid unprivileged user namespaces (user.max_user_namespaces=0), or use Tumbler knocks';

@@ -449,22 +449,16 @@ export class LogLineParser {
     return this.parseMessage(line, msgAt, this.lastStampMs + clock.fractionMs);
   }
 
-  /** `Mon Nov 24 00:17:59 2026 ` (with a year), then a syslog line's host or OpenWrt's facility. */
+  /** `Mon Nov 24 00:17:59 2026 kern.warn kernel: ` (busybox logread: a year, no host, the facility named). */
   private parseLongDate(line: Buffer, at: number): Outcome {
     const date = readLongDate(line, at);
     if (date === null) return 'other';
     const t = this.localTime(date.year, date.month, date.day, date.h, date.m, date.s);
     if (t === null) return 'other';
-    /* OpenWrt: `kern.warn kernel: `; no host name */
-    let msgAt: number;
-    if (starts(line, 'kern.', date.end)) {
-      const end = findByte(line, SP, date.end);
-      if (end < 0 || end - date.end > 12 || !starts(line, KERNEL_TAG, end + 1)) return 'other';
-      msgAt = skipUptime(line, end + 1 + KERNEL_TAG.length);
-    } else {
-      msgAt = this.kernelMessageStart(line, date.end);
-    }
-    return msgAt < 0 ? 'other' : this.parseMessage(line, msgAt, t);
+    if (!starts(line, 'kern.', date.end)) return 'other';
+    const end = findByte(line, SP, date.end);
+    if (end < 0 || end - date.end > 12 || !starts(line, KERNEL_TAG, end + 1)) return 'other';
+    return this.parseMessage(line, skipUptime(line, end + 1 + KERNEL_TAG.length), t);
   }
 
   /** `2026-11-24T00:17:59.282475+00:00 host kernel: MSG` (also journalctl's `+0000`). */
@@ -785,15 +779,7 @@ function ipv6Extension(s: Buffer, i: number): number {
 
 /** `SPT= DPT= [SEQ= ACK=] WINDOW= RES=0x.. FLAGS URGP= [OPT (..)]` */
 function tcpHeader(s: Buffer, i: number, out: Ports): number {
-  if (!starts(s, 'SPT=', i)) return -1;
-  const spt = decEnd(s, i + 4, 5);
-  if (spt < 0 || !starts(s, ' DPT=', spt)) return -1;
-  const dpt = decEnd(s, spt + 5, 5);
-  if (dpt < 0) return -1;
-  out.sport = decValue(s, i + 4, spt);
-  out.dport = decValue(s, spt + 5, dpt);
-  if (out.sport > 65535 || out.dport > 65535) return -1;
-  let j = sep(s, dpt);
+  let j = portsField(s, i, out);
   if (j >= 0 && starts(s, 'SEQ=', j)) {
     j = decField(s, j, 'SEQ=', 10);
     if (j >= 0) j = decField(s, j, 'ACK=', 10);
@@ -838,6 +824,13 @@ function tcpHeader(s: Buffer, i: number, out: Ports): number {
 
 /** `SPT= DPT= LEN=` */
 function udpHeader(s: Buffer, i: number, out: Ports): number {
+  out.flags = 0;
+  const j = portsField(s, i, out);
+  return j < 0 ? -1 : decField(s, j, 'LEN=', 5);
+}
+
+/** `SPT= DPT= `, into `out`. */
+function portsField(s: Buffer, i: number, out: Ports): number {
   if (!starts(s, 'SPT=', i)) return -1;
   const spt = decEnd(s, i + 4, 5);
   if (spt < 0 || !starts(s, ' DPT=', spt)) return -1;
@@ -845,10 +838,7 @@ function udpHeader(s: Buffer, i: number, out: Ports): number {
   if (dpt < 0) return -1;
   out.sport = decValue(s, i + 4, spt);
   out.dport = decValue(s, spt + 5, dpt);
-  out.flags = 0;
-  if (out.sport > 65535 || out.dport > 65535) return -1;
-  const j = sep(s, dpt);
-  return j < 0 ? -1 : decField(s, j, 'LEN=', 5);
+  return out.sport > 65535 || out.dport > 65535 ? -1 : sep(s, dpt);
 }
 
 /** Past a `[  325.484838] ` uptime stamp (and a `[T123] ` caller id) at `i`, if there is one. */

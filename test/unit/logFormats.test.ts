@@ -5,7 +5,7 @@
  * pages, each file naming its source.
  */
 import { PacketEvent, TCP_FLAGS } from '../../src/model/packet';
-import { LineVerdict, LogLineParser } from '../../src/netfilter/logLine';
+import { LineVerdict, LogLineParser, isSyslogKernelLine } from '../../src/netfilter/logLine';
 import { fixtureLines } from '../support/samples';
 
 const PREFIXES = ['FWCAP: ', 'FWALL: ', 'NFTALL: ', 'FWFRAG: ', 'FWOUT: ', '[UFW BLOCK] ', '[WAN_LOCAL-default-D]'];
@@ -38,6 +38,11 @@ describe('every envelope, on lines captured here', () => {
     ['RFC 5424 (RSYSLOG_SyslogProtocol23Format)', 'formats/rsyslog-rfc5424.log'],
     ['<PRI> and a traditional stamp (RSYSLOG_TraditionalForwardFormat)', 'formats/rsyslog-forward-traditional.log'],
     ['<PRI> and an RFC 3339 stamp (RSYSLOG_ForwardFormat)', 'formats/rsyslog-forward-rfc3339.log'],
+    ['journalctl -o short', 'formats/journalctl-short.txt'],
+    ['journalctl -o short-precise (fractions of a second)', 'formats/journalctl-short-precise.txt'],
+    ['journalctl -o short-iso (+0000)', 'formats/journalctl-short-iso.txt'],
+    ['journalctl -o short-iso-precise', 'formats/journalctl-short-iso-precise.txt'],
+    ['journalctl -o short-monotonic', 'formats/journalctl-short-monotonic.txt'],
   ])('%s', (_what, file) => {
     const vs = verdicts(file);
     expect(vs.map(kind)).toEqual(EXPECTED);
@@ -49,8 +54,11 @@ describe('every envelope, on lines captured here', () => {
     expect(vs.slice(0, EXPECTED.length).map(kind)).toEqual(EXPECTED);
     const forged = lines('formats/journal-kernel.json').findIndex((l) => l.includes('"SYSLOG_FACILITY":"1"'));
     expect(forged).toBeGreaterThanOrEqual(0);
-    expect(lines('formats/journal-kernel.json')[forged]).toContain('"_TRANSPORT":"kernel"');
+    const record = JSON.parse(lines('formats/journal-kernel.json')[forged]);
+    expect(record).toMatchObject({ _TRANSPORT: 'kernel', SYSLOG_IDENTIFIER: 'kernel', MESSAGE: expect.stringMatching(/^FWCAP: IN=/) });
     expect(vs[forged]).toBe('other');
+    /* the facility is all that tells it apart: the same record with facility kern would be a knock */
+    expect(parser().parse(JSON.stringify({ ...record, SYSLOG_FACILITY: '0' }))).toMatchObject({ src: '198.51.100.7', dport: 7000 });
   });
 
   it('dates dmesg lines from boot, dmesg -T and syslog stamps in the given zone, RFC 5424 from its own stamp', () => {
@@ -60,7 +68,11 @@ describe('every envelope, on lines captured here', () => {
     const t = verdicts('formats/dmesg-T.txt')[0] as PacketEvent;
     expect(t.time).toBe(Date.parse(`${/\[\w+ (\w+ +\d+ [\d:]+) (\d+)\]/.exec(lines('formats/dmesg-T.txt')[0])!.slice(1).reverse().join(' ')} UTC`));
     const fwd = verdicts('formats/rsyslog-forward-traditional.log')[0] as PacketEvent;
-    expect(new Date(fwd.time).toISOString()).toMatch(/^2026-11-25T10:5\d:\d\d\.000Z$/);
+    const [, clock] = /^<4>Nov 25 ([\d:]{8}) /.exec(lines('formats/rsyslog-forward-traditional.log')[0])!;
+    expect(new Date(fwd.time).toISOString()).toBe(`2026-11-25T${clock}.000Z`);
+    const precise = verdicts('formats/journalctl-short-iso-precise.txt')[0] as PacketEvent;
+    expect(precise.time).toBe(Math.floor(Date.parse(lines('formats/journalctl-short-iso-precise.txt')[0].split(' ')[0].replace(/(\.\d{3})\d+\+0000/, '$1Z'))));
+    expect((verdicts('formats/journalctl-short-precise.txt')[0] as PacketEvent).time).toBe(precise.time);
     const rfc5424 = verdicts('formats/rsyslog-rfc5424.log')[0] as PacketEvent;
     expect(rfc5424.time).toBe(Date.parse(/ (\S+) vm kernel/.exec(lines('formats/rsyslog-rfc5424.log')[0])![1]));
   });
@@ -144,5 +156,39 @@ describe('the grammar: exactly what the kernel prints', () => {
 
   it('a trailing space stripped (journald) still ends the line', () => {
     expect(p.parse(real.trimEnd())).toMatchObject({ dport: 42 });
+  });
+});
+
+describe('lines from other firewalls, from public pages (fixtures/public, each naming its source)', () => {
+  const p = parser(['Shorewall:lan2fw:REJECT:', 'Shorewall:net2fw:DROP:', 'FW-ALLOW: ', 'FWCAP: ']);
+
+  it('Shorewall: a prefix glued to IN=, MARK= after the flags; and its dmesg lines', () => {
+    const [a, b] = lines('public/pastebin-iLMG7xzM-shorewall.log').map((l) => p.parse(l));
+    expect(a).toMatchObject({ prefix: 'Shorewall:lan2fw:REJECT:', src: '10.0.0.58', dst: '74.125.229.52', dport: 80, flags: TCP_FLAGS.SYN, iface: 'eth5' });
+    expect(new Date((b as PacketEvent).time).toISOString()).toBe('2026-06-30T01:27:36.000Z');
+    const dm = lines('public/pastebin-Dayrktze-shorewall-dmesg.txt').map((l) => p.parse(l));
+    expect(dm).toEqual([
+      expect.objectContaining({ proto: 'udp', dport: 22178, iface: 'eth2' }),
+      expect.objectContaining({ proto: 'udp', dport: 22177, iface: 'eth1' }),
+    ]);
+    expect((dm[0] as PacketEvent).time).toBe(BOOT + 1578469213);
+  });
+
+  it('busybox syslog (OpenWrt logread, DD-WRT): facility.level before the tag; a ctime stamp with a year', () => {
+    for (const l of [...lines('public/pastebin-AVLREQEZ-openwrt-logread.log'), ...lines('public/pastebin-cUrwe4CJ-ddwrt.log')]) {
+      expect(isSyslogKernelLine(l)).toBe(true);
+      expect(isSyslogKernelLine(l.replace('kern.', 'user.'))).toBe(false);
+    }
+    /* that envelope around a LOG message captured here */
+    const [logread] = lines('public/pastebin-AVLREQEZ-openwrt-logread.log');
+    const message = lines('formats/dmesg.txt')[1].replace(/^\[ *[\d.]+\] /, '');
+    const line = logread.slice(0, logread.indexOf('ath10k')) + message;
+    expect(p.parse(line)).toMatchObject({ prefix: 'FWCAP: ', dport: 42, time: Date.parse('2020-11-11T01:27:22Z') });
+  });
+
+  it('WeOS: a forwarded ICMP packet with a long MAC= field is a well-formed line, and no knock', () => {
+    const [weos] = lines('public/westermo-weos-manual.log');
+    expect(p.parse(weos)).toBe('ignored');
+    expect(p.parse(weos.replace('TTL=63', 'TTL=63 EVIL=1'))).toBe('malformed');
   });
 });
