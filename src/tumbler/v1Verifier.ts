@@ -54,7 +54,7 @@ export class TumblerV1Verifier implements KnockVerifier {
       hit.index ??= (window = this.window(from.address, now)).index();
       n = hit.index.get(digest) ?? -1;
     } else {
-      this.seen.delete(from.address);
+      if (hit) this.seen.delete(from.address);
       if (this.seen.size >= this.maxSources) this.seen.delete(this.seen.keys().next().value as string);
       this.seen.set(from.address, { minute, index: null });
       n = (window = this.window(from.address, now)).scan(digest);
