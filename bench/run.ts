@@ -260,16 +260,22 @@ async function benchFollow(rate: number, seconds: number): Promise<{ opened: num
     const w = await spawnWriter(run.log, rate, seconds, 'mixed').done;
     const elapsed = (Date.now() - t0) / 1000;
     const cpu = (procStat(pid).cpuTicks - before) / 100 / elapsed;
-    /* the commands of the last probes run after the writer stops, if the daemon fell behind */
-    await sleep(3000);
+    const probes = w.probes as { src: string; at: number }[];
     const stamps = new Map<string, number>();
-    if (fs.existsSync(run.stamps)) {
+    const readStamps = () => {
+      if (!fs.existsSync(run.stamps)) return;
       for (const l of fs.readFileSync(run.stamps, 'utf8').trim().split('\n')) {
         const [ns, ip] = l.split(' ');
         stamps.set(ip, Number(ns) / 1e6);
       }
+    };
+    /* a daemon that fell behind runs the last probes' commands after the writer stops: wait for them (30 s at most) */
+    for (const until = Date.now() + 30_000; Date.now() < until; await sleep(250)) {
+      readStamps();
+      if (probes.every((p) => stamps.has(p.src))) break;
     }
-    const probes = w.probes as { src: string; at: number }[];
+    await sleep(500);
+    readStamps();
     const lat = probes.filter((p) => stamps.has(p.src)).map((p) => stamps.get(p.src)! - p.at);
     const last = probes[probes.length - 1];
     /* the lag at the end: how long after it was written the last probe's command ran */
@@ -393,7 +399,8 @@ async function main(): Promise<void> {
   say('# Benchmark results');
   say();
   say(`Written by \`npm run bench\` on ${new Date().toISOString()}: ${cpu}, ${os.cpus().length} cores, ` +
-    `${fmt(os.totalmem() / 2 ** 30, 1)} GiB, Linux ${os.release()}, Node ${process.version}.`);
+    `${fmt(os.totalmem() / 2 ** 30, 1)} GiB, Linux ${os.release()}, Node ${process.version}; ` +
+    `load average at the start ${os.loadavg().map((l) => fmt(l, 1)).join(', ')} (the machine is shared: other work runs beside the benchmarks).`);
   say();
   /* BENCH_ONLY=scan,live runs some sections and writes nothing: for working on one of them */
   const only = process.env.BENCH_ONLY?.split(',');
@@ -407,6 +414,8 @@ async function main(): Promise<void> {
   ];
   for (const [name, run] of sections) if (!only || only.includes(name)) await run();
   if (only) return;
+  say(`Load average at the end: ${os.loadavg().map((l) => fmt(l, 1)).join(', ')}.`);
+  say();
   const notes = path.join(BENCH, 'PROFILE.md');
   if (fs.existsSync(notes)) report.push(fs.readFileSync(notes, 'utf8'));
   fs.writeFileSync(path.join(BENCH, 'RESULTS.md'), report.join('\n') + '\n');
