@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     const addresses = Array.from({ length: sources || 1 << 16 }, (_, m) => `10.${(m >> 16) & 255}.${(m >> 8) & 255}.${m & 255}`);
     const end = Date.now() + Number(b) * 1000;
     const t0 = process.hrtime.bigint();
+    const cpu0 = process.cpuUsage();
     let n = 0;
     while (Date.now() < end) {
       for (let i = 0; i < 256; i++) {
@@ -42,7 +43,8 @@ async function main(): Promise<void> {
       }
       n += 256;
     }
-    out({ perSecond: n / (Number(process.hrtime.bigint() - t0) / 1e9), counts: listener.counts });
+    const cpu = process.cpuUsage(cpu0);
+    out({ perSecond: n / (Number(process.hrtime.bigint() - t0) / 1e9), perCpuSecond: n / ((cpu.user + cpu.system) / 1e6), counts: listener.counts });
   } else {
     throw new Error(`unknown measurement ${what}`);
   }
