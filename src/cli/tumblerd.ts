@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /** tumblerd: the daemon, and the commands a sysadmin runs around it. */
 import fs from 'node:fs';
+import os from 'node:os';
+import { otpUri, otpauthUri } from '../knock/otp';
 import { Command, Option } from 'commander';
 import { convertLegacy } from '../config/legacy';
 import YAML from 'yaml';
@@ -11,6 +13,8 @@ import { formatScanReport, scanLogs } from './scan';
 import { isKnownTimeZone } from '../netfilter/zoneTime';
 import { controlRequest } from '../control/server';
 import { OpenDoor } from '../doors/dispatcher';
+import type { FleetStatus } from '../fleet/fleet';
+import { writeNewFleetKey } from '../fleet/key';
 import { formatResult, runPreflight } from '../preflight/preflight';
 import { PREFLIGHT_CHECKS } from '../preflight/securityChecks';
 
@@ -50,7 +54,7 @@ function stateDirOf(file: string): string {
 }
 
 function summary(c: TumblerdConfig): string {
-  const seq = c.doors.filter((d) => d.sequence).length;
+  const seq = c.doors.filter((d) => d.sequence || d.otp || d.oneTimeSequences).length;
   const sec = c.doors.filter((d) => d.secret).length;
   return (
     `${c.file}: OK: ${c.doors.length} door(s) (${seq} with a knock sequence, ${sec} with a Tumbler secret), ` +
@@ -75,6 +79,23 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+function formatFleet(f: FleetStatus): string {
+  const ago = (ms: number) => `${(ms / 1000).toFixed(1)}s ago`;
+  const lines = [
+    `fleet ${f.group} as ${f.name}: Redis ${f.redis} ${f.state} since ${new Date(f.since).toISOString()}${f.error ? ` (${f.error})` : ''}; offline: ${f.offline}`,
+    `  members: ${f.members.map((m) => `${m.name} (${ago(m.seenMsAgo)})`).join(', ') || 'none seen'}`,
+    `  stream: ${f.stream ? `${f.stream.lag ?? '?'} unread, ${f.stream.pending} unacknowledged` : 'unknown'}; ` +
+      `published ${f.published}, refused ${f.refused}, opened here only ${f.openedLocallyOnly}; ` +
+      `received ${f.received.received}, applied ${f.received.applied}` +
+      Object.entries(f.received.dropped).map(([why, n]) => `, ${why} ${n}`).join(''),
+  ];
+  if (f.lastReceived) {
+    const l = f.lastReceived;
+    lines.push(`  last received: ${l.door} for ${l.src} from ${l.from}: read ${l.receivedMs} ms and open ${l.openedMs} ms after the knock`);
+  }
+  return lines.join('\n') + '\n';
 }
 
 const program = new Command('tumblerd')
@@ -127,6 +148,24 @@ program
   });
 
 program
+  .command('otp-uri')
+  .description('print the tumbler-otp:// URI of a door with an otp: sequence: everything a client needs to knock (it holds the secret)')
+  .argument('<door>', 'door name')
+  .option('-c, --config <file>', 'config file (YAML)', DEFAULT_CONFIG)
+  .option('--host <host>', 'the name or address clients knock on', os.hostname())
+  .option('--otpauth', 'also print the otpauth:// URI a phone TOTP app enrols from (its code, cut into groups of digits, is the sequence)')
+  .action((door: string, opts: { config: string; host: string; otpauth?: boolean }) => {
+    const config = loadOrExit(opts.config);
+    const d = config.doors.find((x) => x.name === door);
+    if (!d?.otp) {
+      process.stderr.write(`tumblerd: ${d ? `door ${door} has no otp: sequence` : `no door named ${door}`} in ${config.file}\n`);
+      process.exit(2);
+    }
+    process.stdout.write(otpUri(opts.host, door, d.otp) + '\n');
+    if (opts.otpauth) process.stdout.write(otpauthUri(opts.host, door, d.otp) + '\n');
+  });
+
+program
   .command('status')
   .description('list the doors the running daemon has open')
   .option('-c, --config <file>', 'config file (YAML), for its state_dir', DEFAULT_CONFIG)
@@ -134,17 +173,30 @@ program
   .action(async (opts: { config: string; json?: boolean }) => {
     const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'status' });
     const doors = (reply.doors ?? []) as OpenDoor[];
+    const fleet = reply.fleet as FleetStatus | undefined;
     if (opts.json) {
-      process.stdout.write(JSON.stringify(doors, null, 2) + '\n');
+      process.stdout.write(JSON.stringify(fleet ? { doors, fleet } : doors, null, 2) + '\n');
       return;
     }
+    if (fleet) process.stdout.write(formatFleet(fleet));
     if (doors.length === 0) process.stdout.write('no door is open\n');
     for (const d of doors) {
       process.stdout.write(
         `${d.door}  ${d.src}  via ${d.via}  opened ${new Date(d.openedAt).toISOString()}  ` +
-          `closes ${d.closesAt === null ? 'never' : new Date(d.closesAt).toISOString()}\n`,
+          `closes ${d.closesAt === null ? 'never' : new Date(d.closesAt).toISOString()}` +
+          (d.closeFailingSince ? `  CLOSE FAILING since ${new Date(d.closeFailingSince).toISOString()}: ${d.lastCloseError}` : '') +
+          '\n',
       );
     }
+  });
+
+program
+  .command('keygen')
+  .description('write a new random key to a file only its owner can read')
+  .requiredOption('--fleet <file>', 'the fleet key (fleet.key_file): copy the same file to every gateway of the group')
+  .action((opts: { fleet: string }) => {
+    writeNewFleetKey(opts.fleet);
+    process.stdout.write(`wrote a new fleet key to ${opts.fleet} (mode 0600)\n`);
   });
 
 program
@@ -153,11 +205,16 @@ program
   .argument('<door>', 'door name')
   .argument('<source>', 'the address it is open for')
   .option('-c, --config <file>', 'config file (YAML), for its state_dir', DEFAULT_CONFIG)
-  .action(async (door: string, source: string, opts: { config: string }) => {
-    const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'revoke', door, src: source });
+  .option('--forget', 'if the close fails, drop the door from the record all the same (what it opened may stay open)')
+  .action(async (door: string, source: string, opts: { config: string; forget?: boolean }) => {
+    const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'revoke', door, src: source, forget: !!opts.forget });
     if (!reply.ok) {
       process.stderr.write(`tumblerd: ${reply.error}\n`);
       process.exit(1);
+    }
+    if (reply.forgotten) {
+      process.stdout.write(`forgot ${door} for ${source}; its close failed (${reply.error}): check the firewall by hand\n`);
+      process.exit(3);
     }
     process.stdout.write(`closed ${door} for ${source}\n`);
   });

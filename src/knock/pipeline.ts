@@ -2,8 +2,16 @@
 import type { HostFacts, HostRefusal } from '../netfilter/hostFilter';
 import { intToIPv4 } from '../model/address';
 import { LogLineParser } from '../netfilter/logLine';
-import { PacketFields, packetFields } from '../model/packet';
-import { Completion, KnockTracker } from './tracker';
+import { PacketEvent, PacketFields, packetFields } from '../model/packet';
+import type { Completion } from './tracker';
+import type { Family } from '../model/address';
+
+/** What turns packets into completed knocks: the tracker, or ClassicKnocks around it. */
+export interface KnockHandler {
+  handle(e: PacketEvent): readonly Completion[];
+  /** The same, from the byte path's fields (see KnockTracker.knock). */
+  knock(time: number, family: Family, v4: number, v6: string, proto: number, dport: number, flags: number, iface: string): readonly Completion[];
+}
 
 /** Says why a packet is not a knock for this host, or null (a HostFilter, or hostRefusal with a fixed view). */
 export type HostCheck = (e: HostFacts) => HostRefusal | null;
@@ -38,7 +46,7 @@ export class KnockPipeline {
 
   /** `onRefused` hears of each packet the host check turned away, and why (valid during the call). */
   constructor(
-    readonly tracker: KnockTracker,
+    readonly tracker: KnockHandler,
     private readonly hostCheck: HostCheck | null = null,
     private readonly onRefused?: (e: HostFacts, why: HostRefusal) => void,
   ) {}

@@ -1,6 +1,6 @@
 /** Knock sequences and TCP flag filters: their text forms and how an event matches them. */
 import type { FlagFilter, Knock } from '../model/door';
-import { TCP_FLAGS, TcpFlagName } from '../model/packet';
+import { PacketEvent, TCP_FLAGS, TcpFlagName } from '../model/packet';
 
 /** A SYN without ACK: what a client's connect() sends, and not what a reply or a scan of ACKs is. */
 export const DEFAULT_FLAGS: FlagFilter = { require: TCP_FLAGS.SYN, forbid: TCP_FLAGS.ACK };
@@ -59,4 +59,8 @@ export function parseFlagFilter(spec: string): FlagFilter {
 
 export function formatKnock(k: Knock): string {
   return k.proto === 'tcp' ? String(k.port) : `${k.port}/udp`;
+}
+
+export function flagsPass(filter: FlagFilter, e: Pick<PacketEvent, 'proto' | 'flags'>): boolean {
+  return e.proto !== 'tcp' || ((e.flags & filter.require) === filter.require && (e.flags & filter.forbid) === 0);
 }

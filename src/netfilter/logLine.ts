@@ -46,6 +46,8 @@ export interface ParserOptions {
   now?: () => number;
   /** IANA zone of stamps without one (traditional syslog, dmesg -T); default: this process's zone. */
   timeZone?: string;
+  /** Read only the envelope: 'ignored' for every line that says the kernel wrote it, whatever its message. */
+  envelopeOnly?: boolean;
 }
 
 /** Kernel LOG lines are well under 1 KiB; anything far longer with our prefix is not one. */
@@ -282,6 +284,7 @@ export class LogLineParser {
   private readonly kmsgTime: ((usec: number) => number) | null;
   private readonly now: () => number;
   private readonly timeZone: string | undefined;
+  private readonly envelopeOnly: boolean;
   /* Busy logs repeat the same second for many lines: remember the last stamp parsed (its bytes). */
   private readonly lastStamp = Buffer.alloc(64);
   private lastStampLength = -1;
@@ -301,6 +304,7 @@ export class LogLineParser {
     this.kmsgTime = options.kmsgTime ?? null;
     this.now = options.now ?? Date.now;
     this.timeZone = options.timeZone;
+    this.envelopeOnly = options.envelopeOnly ?? false;
   }
 
   /** One line as text (latin1: one character a byte): the packet event with all its fields. */
@@ -603,7 +607,8 @@ export class LogLineParser {
     return wallClockTime({ year, month, day, h, m, s }, this.now(), this.timeZone);
   }
 
-  protected parseMessage(line: Buffer, at: number, time: number): Outcome {
+  private parseMessage(line: Buffer, at: number, time: number): Outcome {
+    if (this.envelopeOnly) return 'ignored';
     let prefix: string | null = null;
     let i = -1;
     for (const p of this.prefixes) {
@@ -948,10 +953,5 @@ export function isSyslogKernelLine(line: string): boolean {
   return envelopeProbe.parse(line) === 'ignored';
 }
 
-/** Reads only the envelope: says 'ignored' for every line the kernel's tag or facility marks as its own. */
-class EnvelopeProbe extends LogLineParser {
-  protected override parseMessage(): LineVerdict {
-    return 'ignored';
-  }
-}
-const envelopeProbe = new EnvelopeProbe({ prefixes: [] });
+/* Reads only the envelope: says 'ignored' for every line the kernel's tag or facility marks as its own. */
+const envelopeProbe = new LogLineParser({ prefixes: [], envelopeOnly: true });

@@ -3,6 +3,7 @@
  * follows the clock and the zone, and the warnings --check gives. The attacks themselves run for
  * real in test/e2e/forging.test.ts.
  */
+import { ConfigError, parseConfig } from '../../src/config/load';
 import { KnockPipeline } from '../../src/knock/pipeline';
 import { DEFAULT_FLAGS, parseSequence } from '../../src/knock/sequence';
 import { KnockDoor, KnockTracker } from '../../src/knock/tracker';
@@ -169,5 +170,36 @@ describe('--check: sequences a scan hits by accident', () => {
     const r = accidentalSequence(parseSequence(seq));
     if (why) expect(r).toMatch(why);
     else expect(r).toBeNull();
+  });
+});
+
+describe('config: interfaces and timezone', () => {
+  const base = 'sources:\n  - file: /var/log/kern.log\n    prefix: "F: "\n    timezone: Europe/Berlin\ninterfaces: [eth0, wg0]\n' +
+    'doors:\n  ssh:\n    sequence: [7000, 8000, 9000]\n    interfaces: [eth0]\n    open: /bin/true\n';
+  const problems = (text: string) => {
+    try {
+      parseConfig(text, '/etc/tumblerd.yaml', { env: {} });
+      return [];
+    } catch (e) {
+      if (e instanceof ConfigError) return e.message.split('\n');
+      throw e;
+    }
+  };
+
+  it('reads them, and the tracker gets the door\'s interfaces', () => {
+    const c = parseConfig(base, '/etc/tumblerd.yaml', { env: {} });
+    expect(c.interfaces).toEqual(['eth0', 'wg0']);
+    expect(c.sources[0]).toMatchObject({ kind: 'file', timeZone: 'Europe/Berlin' });
+    expect(c.doors[0].interfaces).toEqual(['eth0']);
+  });
+
+  it('names file, line and key for a zone that does not exist, a zone on kmsg, and a bad interface name', () => {
+    expect(problems(base.replace('Europe/Berlin', 'Mars/Olympus'))).toEqual([
+      '/etc/tumblerd.yaml:4:15: sources[0].timezone: "Mars/Olympus" is not an IANA time zone name (such as "Europe/Berlin" or "UTC")',
+    ]);
+    expect(problems(base.replace('file: /var/log/kern.log', 'kmsg: /dev/kmsg'))).toEqual([
+      '/etc/tumblerd.yaml:4:15: sources[0].timezone: only file sources have stamps without a zone',
+    ]);
+    expect(problems(base.replace('[eth0, wg0]', '["eth0; reboot"]'))[0]).toMatch(/^\/etc\/tumblerd\.yaml:5:\d+: interfaces\[0\]: /);
   });
 });
