@@ -28,11 +28,12 @@ import { FirewallBackend } from './firewall/backend';
 import { DryRunFirewall } from './firewall/dryRun';
 import { Fleet } from './fleet/fleet';
 import { createFirewall, firewallKind } from './firewall/select';
-import { KnockPipeline } from './knock/pipeline';
+import { KnockPipeline, LineCounts } from './knock/pipeline';
 import { ClassicKnocks } from './knock/classicKnocks';
 import type { Completion } from './knock/tracker';
 import { UsedSequenceFile } from './knock/usedSequences';
 import { createLogger, reconfigureLogger } from './logger';
+import { Metrics, NO_METRICS } from './metrics/metrics';
 import { PrometheusExporter } from './metrics/prometheus';
 import type { Grant } from './model/grant';
 import { HostFilter, HostView, interfaceSet } from './netfilter/hostFilter';
@@ -92,14 +93,16 @@ export class Daemon {
   private readonly dispatcher: DoorDispatcher;
   private readonly tracker: ClassicKnocks;
   private readonly usedSequences: UsedSequenceFile;
-  private readonly pipeline: KnockPipeline;
+  /** One per log source, so that lines are counted per source; all feed the one tracker. */
+  private pipelines: { source: string; pipeline: KnockPipeline; published: LineCounts }[] = [];
+  private readonly metrics: Metrics;
   private readonly hostFilter: HostFilter;
   private readonly listener: TumblerListener;
   private readonly fleet: Fleet | null;
   private sources: LineSource[] = [];
   private control: { close(): void } | null = null;
-  /** The Prometheus endpoint, when `metrics.listen` asks for one; components do not count into it yet. */
-  private exporter: PrometheusExporter | null = null;
+  /** The Prometheus endpoint, when `metrics.listen` asks for one (components count into `metrics`). */
+  private readonly exporter: PrometheusExporter | null;
   private watcher: FSWatcher | null = null;
   private stats: NodeJS.Timeout | null = null;
   private lastMalformed = 0;
@@ -109,6 +112,8 @@ export class Daemon {
     const config = options.config;
     this.config = config;
     this.log = createLogger(config.log, options.logLevel);
+    this.exporter = config.metrics ? new PrometheusExporter() : null;
+    this.metrics = this.exporter ?? NO_METRICS;
     /* a dry run must not touch the real doors' records: a later real start would close its pretend doors */
     this.stateDir = options.dryRun ? fs.mkdtempSync(path.join(os.tmpdir(), 'tumblerd-dry-run-')) : config.stateDir;
     this.store = new StateStore(this.stateDir, () => this.dispatcher.snapshot());
@@ -118,7 +123,7 @@ export class Daemon {
       : execRunner;
     const kind = firewallKind(config);
     this.firewall = kind && (options.dryRun ? new DryRunFirewall(kind, (m) => this.log.info(m)) : createFirewall(kind, config, this.runner));
-    this.dispatcher = new DoorDispatcher(config.doors, this.runner, this.log, () => this.store.save(), this.firewall);
+    this.dispatcher = new DoorDispatcher(config.doors, this.runner, this.log, () => this.store.save(), this.firewall, Date.now, this.metrics);
     this.usedSequences = new UsedSequenceFile(path.join(this.stateDir, 'otp-used'), (m) => this.log.warn(m));
     this.tracker = new ClassicKnocks(config.doors, config.maxSources, this.usedSequences, {
       progress: (door, src, step, of) => {
@@ -129,16 +134,13 @@ export class Daemon {
       warn: (m) => this.log.warn(m),
     });
     this.hostFilter = new HostFilter(interfaceSet(config.interfaces), options.readHostView);
-    this.pipeline = new KnockPipeline(this.tracker, (e) => this.hostFilter.refuse(e), (e, why) => {
-      if (this.log.isDebugEnabled()) this.log.debug('not a knock for this host', { src: e.src, dst: e.dst, in: e.iface, why });
-    });
     /* with a fleet, knocks are claimed in the group's store and grants on fleet doors published */
-    this.fleet = config.fleet && new Fleet(config.fleet, config.doors, this.dispatcher, this.log);
+    this.fleet = config.fleet && new Fleet(config.fleet, config.doors, this.dispatcher, this.log, this.metrics);
     this.listener = new TumblerListener(verifiersOf(config), this.fleet?.replayStore(this.replay) ?? this.replay, {
       grant: (g) => void this.admit(g),
       info: (m, meta) => this.log.info(m, meta),
       warn: (m, meta) => this.log.warn(m, meta),
-    });
+    }, Date.now, this.metrics);
   }
 
   async start(): Promise<void> {
@@ -161,8 +163,8 @@ export class Daemon {
     this.store.retireLegacy();
     await this.fleet?.start();
     this.control = await startControlServer(this.stateDir, this.dispatcher, this.fleet && (() => this.fleet!.status()));
-    if (config.metrics) {
-      this.exporter = new PrometheusExporter();
+    if (this.exporter && config.metrics) {
+      this.exporter.beforeScrape(() => this.publishLineMetrics());
       await this.exporter.start(config.metrics.listen);
     }
     this.hostFilter.start();
@@ -275,6 +277,7 @@ export class Daemon {
 
   private onCompletion(c: Completion): void {
     this.log.info('knock sequence completed', { door: c.door, src: c.src, seconds: (c.time - c.startedAt) / 1000 });
+    this.metrics.inc('tumbler_knocks_total', { protocol: 'sequence', result: 'completed' });
     void this.admit({ door: c.door, src: c.src, family: c.family, via: 'sequence', user: null, at: c.time });
   }
 
@@ -284,31 +287,68 @@ export class Daemon {
   }
 
   private startSources(list: SourceConfig[]): void {
+    this.pipelines = [];
     this.sources = list.map((s) => {
+      const pipeline = new KnockPipeline(this.tracker, (e) => this.hostFilter.refuse(e), (e, why) => {
+        if (this.log.isDebugEnabled()) this.log.debug('not a knock for this host', { src: e.src, dst: e.dst, in: e.iface, why });
+      });
       const parser = new LogLineParser({ prefixes: s.prefixes, kmsgTime: kmsgWallTime(), ...(s.kind === 'file' && { timeZone: s.timeZone }) });
       const hooks: SourceHooks = {
         line: (line) => {
-          for (const c of this.pipeline.feed(parser, line, Date.now() - this.tracker.horizonMs)) this.onCompletion(c);
+          for (const c of pipeline.feed(parser, line, Date.now() - this.tracker.horizonMs)) this.onCompletion(c);
         },
         bytes: (buf, start, end) => {
-          const done = this.pipeline.feedBytes(parser, buf, start, end, Date.now() - this.tracker.horizonMs);
+          const done = pipeline.feedBytes(parser, buf, start, end, Date.now() - this.tracker.horizonMs);
           for (let i = 0; i < done.length; i++) this.onCompletion(done[i]);
         },
-        overlong: () => this.pipeline.skipOverlong(),
+        overlong: () => pipeline.skipOverlong(),
         info: (m) => this.log.info(m),
         warn: (m) => this.log.warn(m),
       };
-      if (s.kind === 'file') return new FileSource(s.path, hooks);
-      if (s.kind === 'kmsg') return new KmsgSource(s.path, hooks, uptimeUsec());
-      return new JournaldSource(hooks);
+      const source = s.kind === 'file' ? new FileSource(s.path, hooks) : s.kind === 'kmsg' ? new KmsgSource(s.path, hooks, uptimeUsec()) : new JournaldSource(hooks);
+      this.pipelines.push({ source: source.name, pipeline, published: { ...pipeline.counts } });
+      return source;
     });
     for (const s of this.sources) s.start();
   }
 
   private reportStats(): void {
-    const bad = this.pipeline.counts.malformed + this.pipeline.counts.overlong;
+    const counts = sumCounts(this.pipelines.map((p) => p.pipeline.counts));
+    const bad = counts.malformed + counts.overlong;
     if (bad !== this.lastMalformed) this.log.warn('malformed netfilter lines skipped', { new: bad - this.lastMalformed, total: bad });
     this.lastMalformed = bad;
-    if (this.log.isDebugEnabled()) this.log.debug('counters', { ...this.pipeline.counts, ...this.tracker.stats(), ...this.listener.counts });
+    if (this.log.isDebugEnabled()) this.log.debug('counters', { ...counts, ...this.tracker.stats(), ...this.listener.counts });
   }
+
+  /* Lines are counted in the pipelines (a plain increment on the hot path) and handed to the metrics at each scrape. */
+  private publishLineMetrics(): void {
+    const now = Date.now();
+    for (const { source, pipeline, published } of this.pipelines) {
+      for (const [outcome, count] of LINE_OUTCOMES) {
+        const delta = count(pipeline.counts) - count(published);
+        if (delta > 0) this.metrics.inc('tumbler_lines_total', { source, outcome }, delta);
+      }
+      Object.assign(published, pipeline.counts);
+      if (pipeline.newest > 0) this.metrics.set('tumbler_source_lag_seconds', Math.max(0, now - pipeline.newest) / 1000, { source });
+    }
+  }
+}
+
+/** What became of each line, as the metric's label names it: the outcomes add up to the lines read. */
+const LINE_OUTCOMES: [string, (c: LineCounts) => number][] = [
+  ['knock', (c) => c.events],
+  ['stale', (c) => c.stale],
+  ['not_for_host', (c) => c.notForHost],
+  ['malformed', (c) => c.malformed],
+  ['other_protocol', (c) => c.ignored],
+  ['fragment', (c) => c.fragments],
+  ['overlong', (c) => c.overlong],
+  /* lines without a configured prefix: other programs', other firewalls' */
+  ['other', (c) => c.lines - c.overlong - c.netfilter],
+];
+
+function sumCounts(all: LineCounts[]): LineCounts {
+  const sum: LineCounts = { lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, fragments: 0, notForHost: 0, stale: 0, events: 0 };
+  for (const c of all) for (const k of Object.keys(sum) as (keyof LineCounts)[]) sum[k] += c[k];
+  return sum;
 }

@@ -19,6 +19,7 @@ import { FirewallBackend } from '../firewall/backend';
 import { Family, isCanonicalSource } from '../model/address';
 import type { Grant, KnockVia } from '../model/grant';
 import { expandCommand } from './commandTemplate';
+import { Metrics, NO_METRICS } from '../metrics/metrics';
 import { CommandRunner, formatCommand } from '../exec/commandRunner';
 
 export interface OpenDoor {
@@ -103,6 +104,7 @@ export class DoorDispatcher {
     private readonly save: () => Promise<void> | void = () => undefined,
     private readonly firewall: FirewallBackend | null = null,
     private readonly now: () => number = Date.now,
+    private readonly metrics: Metrics = NO_METRICS,
   ) {
     this.reconfigure(doors);
   }
@@ -209,7 +211,9 @@ export class DoorDispatcher {
   }
 
   /* a store that throws at once is a store that failed: the same as one that rejects */
+  /* every change to the open doors is saved through here: the gauge follows it */
   private persist(): Promise<void> {
+    this.metrics.set('tumbler_doors_open', this.open.size);
     return Promise.resolve().then(() => this.save());
   }
 
@@ -248,6 +252,7 @@ export class DoorDispatcher {
     if (door.closeAfterMs === null) {
       /* nothing ever closes it, so there is nothing to record (the config refuses close or allow without close_after) */
       this.log.info('door opened', { door: name, src, via, ...(user ? { user } : {}), closesAt: 'never' });
+      this.metrics.inc('tumbler_door_opens_total', { door: name });
       await this.runAll(openCommands, door.commandTimeoutMs, name, src, 'open');
       return;
     }
@@ -291,12 +296,14 @@ export class DoorDispatcher {
       await this.runAll(existing.close, existing.commandTimeoutMs, name, src, 'close (before opening afresh)', true);
     }
     this.log.info('door opened', { door: name, src, via, ...(user ? { user } : {}), closesAt: iso(entry.closesAt) });
+    this.metrics.inc('tumbler_door_opens_total', { door: name });
     if (entry.allow.length > 0 && this.firewall) {
       try {
         if (await this.firewall.repair()) this.log.warn("tumbler's firewall chain or its jump was missing: put back");
         await this.firewall.allow(src, family, entry.allow, this.kernelSeconds(entry));
       } catch (err) {
         this.log.error('open failed: could not add the firewall entries', { door: name, src, error: (err as Error).message });
+        this.metrics.inc('tumbler_door_failures_total', { door: name, step: 'open' });
       }
     }
     await this.runAll(openCommands, door.commandTimeoutMs, name, src, 'open');
@@ -385,6 +392,7 @@ export class DoorDispatcher {
       } catch (err) {
         errors.push((err as Error).message);
         this.log.error('close failed: could not remove the firewall entries', { door: entry.door, src: entry.src, error: (err as Error).message });
+        this.metrics.inc('tumbler_door_failures_total', { door: entry.door, step: 'close' });
       }
     }
     await this.runAll(entry.close, entry.commandTimeoutMs, entry.door, entry.src, 'close', false, errors);
@@ -395,6 +403,7 @@ export class DoorDispatcher {
         this.log.warn('door closed, but the record still says open: the next start closes it again', { door: entry.door, src: entry.src, error: err.message }),
       );
       this.log.info('door closed', { door: entry.door, src: entry.src, reason });
+      this.metrics.inc('tumbler_door_closes_total', { door: entry.door });
       return { found: true, closed: true };
     }
     /* the door stays on record (and in the state file) until a close succeeds */
@@ -432,6 +441,7 @@ export class DoorDispatcher {
       ok = false;
       const status = r.timedOut ? `killed after ${timeoutMs}ms` : r.error ?? r.signal ?? r.code;
       errors.push(`${formatCommand(argv)}: ${r.stderr || `exit ${status}`}`);
+      this.metrics.inc('tumbler_door_failures_total', { door, step: what });
       (quiet ? this.log.info : this.log.error).call(this.log, `${what} command failed`, {
         door,
         src,

@@ -41,6 +41,8 @@ export class KnockPipeline {
     lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, fragments: 0, notForHost: 0, stale: 0, events: 0,
   };
 
+  /** When the newest packet line read was logged (ms): how far behind the log its reader is. */
+  newest = 0;
   private readonly fields = packetFields();
   private readonly facts = new Facts(this.fields);
 
@@ -75,6 +77,7 @@ export class KnockPipeline {
       return NONE;
     }
     this.counts.netfilter++;
+    this.newest = r.time;
     if (this.hostCheck) {
       const refused = this.hostCheck(this.facts);
       if (refused !== null) {

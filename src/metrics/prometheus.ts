@@ -36,8 +36,16 @@ export class PrometheusExporter implements Metrics {
     g.set(labels, value);
   }
 
+  private readonly collectors: (() => void)[] = [];
+
+  /** `collect` runs before each scrape: for counts kept elsewhere on a hot path, handed over only when asked. */
+  beforeScrape(collect: () => void): void {
+    this.collectors.push(collect);
+  }
+
   /** The text a scrape gets. */
   metrics(): Promise<string> {
+    for (const c of this.collectors) c();
     return this.registry.metrics();
   }
 

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { ListenAddress, canonicalSource } from '../model/address';
 import type { Grant } from '../model/grant';
 import { UnmatchedKnocks } from './diagnosis';
+import { Metrics, NO_METRICS } from '../metrics/metrics';
 import { ReplayStore } from './replayStore';
 import { DatagramSource, KnockVerifier } from './verifier';
 
@@ -41,6 +42,7 @@ export class TumblerListener {
     readonly replay: ReplayStore,
     private readonly hooks: TumblerHooks,
     private readonly now: () => number = Date.now,
+    private readonly metrics: Metrics = NO_METRICS,
   ) {}
 
   /** A reload builds new verifiers; the replay store stays, so nothing accepted before becomes fresh. */
@@ -86,17 +88,20 @@ export class TumblerListener {
     const src = verifier ? canonicalSource(from) : null;
     if (!verifier || !src) {
       this.counts.dropped++;
+      this.metrics.inc('tumbler_datagrams_total', { verdict: 'dropped' });
       return undefined;
     }
     const now = this.now();
     const verdict = verifier.verify(msg, { address: src.address, family: src.family, port }, now);
     if (verdict.kind === 'junk') {
       this.counts.unmatched++;
+      this.metrics.inc('tumbler_datagrams_total', { verdict: 'unmatched' });
       this.reportUnmatched(verifier, msg, { address: src.address, family: src.family, port }, now);
       return undefined;
     }
     if (verdict.kind === 'refused') {
       this.counts.refused++;
+      this.tally(verifier.protocol, 'refused');
       this.rateLimitedWarn(now, `${verifier.protocol} knock refused: ${verdict.reason}`, { src: src.address, ...verdict.detail });
       return undefined;
     }
@@ -110,11 +115,14 @@ export class TumblerListener {
     } catch (err) {
       /* no claim, no door: a knock whose use cannot be recorded could be replayed */
       this.counts.refused++;
+      this.tally(protocol, 'refused');
       this.hooks.warn('replay store failed: Tumbler knock refused', { door: grant.door, src: grant.src, error: (err as Error).message });
       return;
     }
+    this.metrics.set('tumbler_replay_entries', this.replay.size);
     if (verdict !== 'fresh') {
       this.counts.replays++;
+      this.tally(protocol, verdict);
       this.rateLimitedWarn(now, verdict === 'replay' ? 'Tumbler knock replayed: ignored' : 'replay cache full: Tumbler knock refused', {
         door: grant.door,
         src: grant.src,
@@ -122,8 +130,15 @@ export class TumblerListener {
       return;
     }
     this.counts.accepted++;
+    this.tally(protocol, 'accepted');
     this.hooks.info('Tumbler knock accepted', { door: grant.door, src: grant.src, protocol, ...(grant.user ? { user: grant.user } : {}) });
     this.hooks.grant(grant);
+  }
+
+  /** An authentic knock's outcome: per datagram, and per knock protocol. */
+  private tally(protocol: string, result: string): void {
+    this.metrics.inc('tumbler_datagrams_total', { verdict: result });
+    this.metrics.inc('tumbler_knocks_total', { protocol, result });
   }
 
   /* A knock that opens nothing is invisible to the client: say why here, a source at a time. */

@@ -40,10 +40,12 @@ describe('the Daemon component', () => {
   const kernLog = path.join(dir, 'kern.log');
   const logFile = path.join(dir, 'tumblerd.log');
   const port = 20000 + ((process.pid + 11) % 20000);
+  const metricsPort = 20000 + ((process.pid + 13) % 20000);
   const config = (level: string, stateDir: string) =>
     `state_dir: ${stateDir}\nlog:\n  level: ${level}\n  file: ${logFile}\n` +
     `sources:\n  - file: ${kernLog}\n    prefix: "${PREFIX}"\n` +
     `tumbler:\n  listen: ["127.0.0.1:${port}"]\n` +
+    `metrics:\n  listen: "127.0.0.1:${metricsPort}"\n` +
     `doors:\n` +
     `  seq:\n    sequence: [42, 196, 69]\n    open: /usr/bin/touch ${dir}/opened-%NAME%-%IP%\n` +
     `  tum:\n    secret: a-long-enough-test-secret\n    open: /usr/bin/touch ${dir}/opened-%NAME%-%IP%\n`;
@@ -76,6 +78,16 @@ describe('the Daemon component', () => {
     await new Promise<void>((resolve) => socket.send(datagram, port, '127.0.0.1', () => resolve()));
     socket.close();
     await waitFor('the secret door to open', () => opened('tum-127.0.0.1'));
+  });
+
+  it('counts what it did into its metrics, and serves them', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(text).toContain('tumbler_knocks_total{protocol="sequence",result="completed"} 1');
+    expect(text).toContain('tumbler_knocks_total{protocol="tumbler1",result="accepted"} 1');
+    expect(text).toContain('tumbler_door_opens_total{door="seq"} 1');
+    expect(text).toContain('tumbler_door_opens_total{door="tum"} 1');
+    expect(text).toContain(`tumbler_lines_total{source="file ${kernLog}",outcome="knock"} 3`);
+    expect(text).toMatch(new RegExp(`tumbler_source_lag_seconds\\{source="file ${kernLog}"\\} \\d`));
   });
 
   it('applies log.level on reload, and names the keys that need a restart', async () => {
