@@ -5,6 +5,7 @@ module.exports = {
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }] },
   testTimeout: 30000,
   setupFiles: ['<rootDir>/test/support/env.js'],
+  globalSetup: '<rootDir>/test/support/setup.js',
   globalTeardown: '<rootDir>/test/support/teardown.js',
   reporters: ['default', '<rootDir>/test/support/summaryReporter.js'],
 };
