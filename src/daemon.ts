@@ -33,6 +33,7 @@ import { TumblerListener } from './tumbler/listener';
 import { ReplayCache } from './tumbler/replayCache';
 import { TumblerV1Verifier } from './tumbler/v1Verifier';
 import { KnockVerifier } from './tumbler/verifier';
+import { TumblerV2State, TumblerV2Verifier } from './tumbler/v2/verifier';
 
 export interface DaemonOptions {
   configFile: string;
@@ -55,11 +56,31 @@ export interface ReloadResult {
 
 const STATS_EVERY_MS = 60_000;
 
-/** One verifier per protocol version the config has doors for. */
-export function verifiersOf(config: TumblerdConfig): KnockVerifier[] {
+/**
+ * One verifier per protocol version the config has doors for. `v2State` is what a v2 verifier
+ * keeps across reloads (rate limits, the replay pre-check).
+ */
+export function verifiersOf(config: TumblerdConfig, v2State?: TumblerV2State): KnockVerifier[] {
   const doors = config.doors.flatMap((d) => (d.secret ? [{ name: d.name, secret: d.secret }] : []));
-  return [new TumblerV1Verifier(doors, config.tumbler.skewMinutes)];
+  const verifiers: KnockVerifier[] = [new TumblerV1Verifier(doors, config.tumbler.skewMinutes)];
+  const v2Doors = config.doors.filter((d) => d.keys?.length);
+  if (config.tumbler.gatewayKey && v2Doors.length > 0) {
+    verifiers.push(
+      new TumblerV2Verifier(
+        {
+          privateKey: Buffer.from(config.tumbler.gatewayKey, 'base64'),
+          gateway: config.tumbler.gateway,
+          windowMs: config.tumbler.windowMs,
+          doors: v2Doors.map((d) => ({ name: d.name, nat: d.nat ?? 'auto', users: new Map(d.keys!.map((k) => [k.key, k.user])) })),
+        },
+        v2State,
+      ),
+    );
+  }
+  return verifiers;
 }
+
+const keyFilesOf = (config: TumblerdConfig): string[] => [...new Set(config.doors.flatMap((d) => d.keysFiles ?? []))];
 
 export class Daemon {
   readonly log: winston.Logger;
@@ -72,6 +93,7 @@ export class Daemon {
   private readonly tracker: KnockTracker;
   private readonly pipeline: KnockPipeline;
   private readonly listener: TumblerListener;
+  private readonly v2State = new TumblerV2State();
   private sources: LineSource[] = [];
   private control: { close(): void } | null = null;
   private watcher: FSWatcher | null = null;
@@ -96,7 +118,7 @@ export class Daemon {
       if (this.log.isDebugEnabled()) this.log.debug('knock progress', { door, src, step: `${step}/${of}` });
     });
     this.pipeline = new KnockPipeline(this.tracker);
-    this.listener = new TumblerListener(verifiersOf(config), this.replay, {
+    this.listener = new TumblerListener(verifiersOf(config, this.v2State), this.replay, {
       grant: (g) => void this.dispatcher.openDoor(g),
       info: (m, meta) => this.log.info(m, meta),
       warn: (m, meta) => this.log.warn(m, meta),
@@ -119,7 +141,11 @@ export class Daemon {
       if (r.status !== 'ok') this.log.warn(formatResult(r));
     }
     if (this.options.watchConfig !== false) {
-      this.watcher = chokidar.watch(this.options.configFile, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 200 } });
+      /* key files too: removing a user's line revokes them without anyone touching the config */
+      this.watcher = chokidar.watch([this.options.configFile, ...keyFilesOf(config)], {
+        ignoreInitial: true,
+        awaitWriteFinish: { stabilityThreshold: 200 },
+      });
       this.watcher.on('change', () => void this.reload('file changed'));
       this.watcher.on('add', () => void this.reload('file replaced'));
     }
@@ -153,7 +179,9 @@ export class Daemon {
     this.tracker.setMaxSources(next.maxSources);
     this.tracker.reconfigure(knockDoorsOf(next.doors));
     this.dispatcher.reconfigure(next.doors);
-    this.listener.setVerifiers(verifiersOf(next));
+    this.listener.setVerifiers(verifiersOf(next, this.v2State));
+    await this.revokeRemovedUsers(next);
+    this.watchKeyFiles(next);
     if (JSON.stringify(next.sources) !== JSON.stringify(before.sources)) {
       for (const s of this.sources) s.stop();
       this.startSources(next.sources);
@@ -202,6 +230,24 @@ export class Daemon {
       await this.firewall?.teardown();
     }
     this.log.info('tumblerd stopped');
+  }
+
+  private watchKeyFiles(config: TumblerdConfig): void {
+    this.watcher?.add(keyFilesOf(config));
+  }
+
+  /**
+   * A v2 door stays open only for users the new config still lets in: a user whose key lines
+   * are gone from a door has that door closed now, not when close_after runs out.
+   */
+  private async revokeRemovedUsers(config: TumblerdConfig): Promise<void> {
+    const allowed = new Map(config.doors.map((d) => [d.name, new Set((d.keys ?? []).map((k) => k.user))]));
+    await Promise.all(
+      this.dispatcher
+        .list()
+        .filter((o) => o.via === 'tumbler2' && o.user !== null && !allowed.get(o.door)?.has(o.user))
+        .map((o) => this.dispatcher.closeDoor(o.door, o.src, `user ${o.user} no longer has a key on this door`)),
+    );
   }
 
   private onCompletion(c: Completion): void {

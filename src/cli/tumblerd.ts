@@ -127,7 +127,7 @@ program
     if (doors.length === 0) process.stdout.write('no door is open\n');
     for (const d of doors) {
       process.stdout.write(
-        `${d.door}  ${d.src}  via ${d.via}  opened ${new Date(d.openedAt).toISOString()}  ` +
+        `${d.door}  ${d.src}  via ${d.via}${d.user ? `  user ${d.user}` : ''}  opened ${new Date(d.openedAt).toISOString()}  ` +
           `closes ${d.closesAt === null ? 'never' : new Date(d.closesAt).toISOString()}\n`,
       );
     }

@@ -12,7 +12,8 @@ import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence
 import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
 import { parseDuration } from './duration';
 import { convertLegacy, detectLegacy } from './legacy';
-import type { AllowRule, CommandTemplate, DoorConfig } from '../model/door';
+import type { AllowRule, CommandTemplate, DoorConfig, NatMode, UserKeyConfig } from '../model/door';
+import { DEFAULT_WINDOW_MS, GATEWAY_KEY_FILE, parseKeyLines, parseRawKey } from '../tumbler/v2/keys';
 import { ListenAddress, SourceConfig, TumblerdConfig } from './types';
 
 export interface ConfigProblem {
@@ -55,7 +56,7 @@ interface RawConfig {
   nftables?: { table?: string; chain?: string };
   keep_open_on_exit?: boolean;
   sources?: Record<string, unknown>[];
-  tumbler?: { listen?: string[]; skew_minutes?: number };
+  tumbler?: { listen?: string[]; skew_minutes?: number; window?: unknown; gateway?: string; key_file?: string };
   doors: Record<string, Record<string, unknown>>;
 }
 
@@ -206,6 +207,32 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   });
 
   const secretOwner = new Map<string, string>();
+  /* one key, one user: the same key under two names would make the log lie about who knocked */
+  const keyOwner = new Map<string, string>();
+  const doorKeys = (at: (key: string) => PathPart[], d: Record<string, unknown>): { keys: UserKeyConfig[]; files: string[] } => {
+    const keys: UserKeyConfig[] = [];
+    const add = (p: PathPart[], text: string, lineOffset: number, where: string) => {
+      const parsed = parseKeyLines(text);
+      for (const e of parsed.errors) problem(p, `${where}line ${e.line + lineOffset}: ${e.message}`);
+      for (const k of parsed.keys) {
+        const key = k.key.toString('base64');
+        const owner = keyOwner.get(key);
+        if (owner !== undefined && owner !== k.comment) problem(p, `${where}the key of "${k.comment}" is also listed as "${owner}"`);
+        keyOwner.set(key, k.comment);
+        if (!keys.some((x) => x.key === key)) keys.push({ user: k.comment, key });
+      }
+    };
+    const inline = d.keys as string | string[] | undefined;
+    if (typeof inline === 'string') add(at('keys'), inline, 0, '');
+    else (inline ?? []).forEach((line, i) => add([...at('keys'), i], line, 0, ''));
+    const files = asList(d.keys_file as string | string[] | undefined).map((f) => path.resolve(path.dirname(file), f));
+    files.forEach((f, i) => {
+      const p = Array.isArray(d.keys_file) ? [...at('keys_file'), i] : at('keys_file');
+      const text = attempt(p, null, () => readFile(f));
+      if (text !== null) add(p, text, 0, `${f}: `);
+    });
+    return { keys, files };
+  };
   const doors: DoorConfig[] = Object.entries(data.doors).map(
     ([name, d]) => {
       const at = (key: string): PathPart[] => ['doors', name, key];
@@ -228,6 +255,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         if (other) problem(at(secretKeys[0]), `door "${other}" has the same secret: a knock could not tell them apart`);
         else secretOwner.set(secret, name);
       }
+      const v2 = doorKeys(at, d);
       const door: DoorConfig = {
         name,
         sequence,
@@ -250,9 +278,15 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         allow: ((d.allow as string[] | undefined) ?? []).map((a, i) =>
           attempt([...at('allow'), i], { proto: 'tcp' as const, port: 0 }, () => parseAllow(a)),
         ),
+        keys: v2.keys,
+        keysFiles: v2.files,
+        nat: (d.nat as NatMode | undefined) ?? 'auto',
       };
-      if (!door.sequence && !door.secret && secretKeys.length === 0) {
-        problem(['doors', name], 'the door has no sequence and no secret: nothing can open it', true);
+      if (!door.sequence && !door.secret && secretKeys.length === 0 && d.keys === undefined && d.keys_file === undefined) {
+        problem(['doors', name], 'the door has no sequence, no secret and no keys: nothing can open it', true);
+      }
+      if (d.nat !== undefined && d.keys === undefined && d.keys_file === undefined) {
+        problem(at('nat'), 'nat is for Tumbler v2 knocks: the door has no keys')
       }
       if (door.open.length === 0 && door.allow.length === 0 && d.open === undefined) {
         problem(['doors', name], 'the door does nothing: give it open: commands or allow: ports', true);
@@ -273,13 +307,30 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     },
   );
 
-  const anySecret = doors.some((d) => d.secret);
+  const anyKeys = Object.values(data.doors).some((d) => d.keys !== undefined || d.keys_file !== undefined);
+  const anySecret = doors.some((d) => d.secret) || anyKeys;
+  const stateDir = data.state_dir ?? DEFAULT_STATE_DIR;
+  const keyFile = data.tumbler?.key_file ? path.resolve(path.dirname(file), data.tumbler.key_file) : path.join(stateDir, GATEWAY_KEY_FILE);
+  /* read only for doors that need it: a config without v2 doors works without a gateway key */
+  const gatewayKey = anyKeys
+    ? attempt(['tumbler', 'key_file'], null, () => {
+        let text: string;
+        try {
+          text = readFile(keyFile);
+        } catch (err) {
+          throw new Error(`cannot read the gateway key ${keyFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): run tumblerd keygen`);
+        }
+        return parseRawKey(text, keyFile).toString('base64');
+      })
+    : null;
+  const windowMs =
+    data.tumbler?.window === undefined ? DEFAULT_WINDOW_MS : attempt(['tumbler', 'window'], DEFAULT_WINDOW_MS, () => parseDuration(data.tumbler!.window));
   const listenSpec: string[] = data.tumbler?.listen ?? (anySecret ? [`0.0.0.0:${DEFAULT_TUMBLER_PORT}`] : []);
   const listen = listenSpec.map((l, i) =>
     attempt(['tumbler', 'listen', i], { host: '', port: 0 }, () => parseListen(l)),
   );
   if (anySecret && listen.length === 0) {
-    problem(['tumbler', 'listen'], 'doors have secrets but tumbler listens nowhere');
+    problem(['tumbler', 'listen'], 'doors have secrets or keys but tumbler listens nowhere');
   }
   const withSequence = doors.filter((d) => d.sequence).map((d) => d.name);
   if (withSequence.length > 0 && sources.length === 0) {
@@ -290,13 +341,20 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   return {
     file,
     log: { level: data.log?.level ?? 'info', file: data.log?.file ?? null, format: data.log?.format ?? 'text' },
-    stateDir: data.state_dir ?? DEFAULT_STATE_DIR,
+    stateDir,
     maxSources: data.max_sources ?? 100_000,
     firewall: data.firewall ?? null,
     nftables: { table: data.nftables?.table ?? 'inet filter', chain: data.nftables?.chain ?? 'input' },
     keepOpenOnExit: data.keep_open_on_exit ?? false,
     sources,
-    tumbler: { listen, skewMinutes: data.tumbler?.skew_minutes ?? 1 },
+    tumbler: {
+      listen,
+      skewMinutes: data.tumbler?.skew_minutes ?? 1,
+      windowMs,
+      gateway: data.tumbler?.gateway ?? null,
+      keyFile,
+      gatewayKey,
+    },
     doors,
   };
 }

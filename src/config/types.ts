@@ -23,6 +23,16 @@ export interface TumblerdConfig {
   nftables: { table: string; chain: string };
   keepOpenOnExit: boolean;
   sources: SourceConfig[];
-  tumbler: { listen: ListenAddress[]; skewMinutes: number };
+  tumbler: {
+    listen: ListenAddress[];
+    skewMinutes: number;
+    /** Tumbler v2: how far a knock's time may be from ours, either way. */
+    windowMs: number;
+    /** Tumbler v2: this gateway's name in a fleet sharing one key, or null. */
+    gateway: string | null;
+    keyFile: string;
+    /** Tumbler v2: the gateway's X25519 private key (base64), read when a door has keys. */
+    gatewayKey: string | null;
+  };
   doors: DoorConfig[];
 }

@@ -238,7 +238,7 @@ export class DoorDispatcher {
     }
     this.open.delete(keyOf(entry.door, entry.src));
     this.persist();
-    this.log.info('door closed', { door: entry.door, src: entry.src, reason });
+    this.log.info('door closed', { door: entry.door, src: entry.src, ...(entry.user ? { user: entry.user } : {}), reason });
   }
 
   /** Runs each command in turn; true if all succeeded. A failure is logged and never thrown. */

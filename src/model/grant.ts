@@ -5,8 +5,8 @@
  */
 import type { Family } from './address';
 
-/** How the knock was made: a classic sequence from the firewall log, or a Tumbler datagram. */
-export type KnockVia = 'sequence' | 'tumbler';
+/** How the knock was made: a classic sequence from the firewall log, a Tumbler v1 or a v2 datagram. */
+export type KnockVia = 'sequence' | 'tumbler' | 'tumbler2';
 
 export interface Grant {
   door: string;
