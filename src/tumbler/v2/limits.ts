@@ -27,7 +27,8 @@ interface Bucket {
 }
 
 function take(b: Bucket, rate: { perSecond: number; burst: number }, now: number): boolean {
-  b.tokens = Math.min(rate.burst, b.tokens + ((now - b.at) / 1000) * rate.perSecond);
+  /* a clock set back refills nothing, and takes nothing away */
+  b.tokens = Math.min(rate.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * rate.perSecond);
   b.at = now;
   if (b.tokens < 1) return false;
   b.tokens -= 1;
@@ -48,8 +49,8 @@ export class WorkLimiter {
   private readonly sources = new Map<string, Bucket>();
   private readonly global: Bucket;
 
-  constructor(private readonly limits: RateLimits = DEFAULT_LIMITS, now = Date.now()) {
-    this.global = { tokens: limits.global.burst, at: now };
+  constructor(private readonly limits: RateLimits = DEFAULT_LIMITS) {
+    this.global = { tokens: limits.global.burst, at: 0 };
   }
 
   /** May this source cause one more public-key operation now? */
