@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { Declared, GatewayContext, encodeKnock } from '../../src/tumbler/v2/datagram';
 import { formatGatewayKey, parseKeyLine, x25519PublicRaw } from '../../src/tumbler/v2/keys';
@@ -55,6 +56,14 @@ describe.each(vectors)('test vector: $name', (v) => {
     expect(verdict).toMatchObject({ kind: 'grant', grant: { door: v.door, user: 'alice' }, replay: { key: v.enc } });
     expect(verifier.verify(x(v.datagram), from, v.time + 6000).kind).toBe('refused');
   });
+});
+
+it('docs/PROTOCOL.md shows exactly these vectors', () => {
+  const doc = fs.readFileSync(path.join(__dirname, '..', '..', 'docs', 'PROTOCOL.md'), 'utf8').replace(/\n {18}/g, '');
+  for (const v of vectors) {
+    expect(doc).toContain(`datagram          ${v.datagram}\n`);
+    expect(doc).toContain(`plaintext         ${v.plaintext}\n`);
+  }
 });
 
 describe('the independent Python implementation', () => {
