@@ -211,9 +211,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   const keyOwner = new Map<string, string>();
   const doorKeys = (at: (key: string) => PathPart[], d: Record<string, unknown>): { keys: UserKeyConfig[]; files: string[] } => {
     const keys: UserKeyConfig[] = [];
-    const add = (p: PathPart[], text: string, lineOffset: number, where: string) => {
+    /* `where` names a file or a block: a one-line list item needs no line number */
+    const add = (p: PathPart[], text: string, where: string | null) => {
       const parsed = parseKeyLines(text);
-      for (const e of parsed.errors) problem(p, `${where}line ${e.line + lineOffset}: ${e.message}`);
+      for (const e of parsed.errors) problem(p, where === null ? e.message : `${where}line ${e.line}: ${e.message}`);
       for (const k of parsed.keys) {
         const key = k.key.toString('base64');
         const owner = keyOwner.get(key);
@@ -223,13 +224,13 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       }
     };
     const inline = d.keys as string | string[] | undefined;
-    if (typeof inline === 'string') add(at('keys'), inline, 0, '');
-    else (inline ?? []).forEach((line, i) => add([...at('keys'), i], line, 0, ''));
+    if (typeof inline === 'string') add(at('keys'), inline, '');
+    else (inline ?? []).forEach((line, i) => add([...at('keys'), i], line, null));
     const files = asList(d.keys_file as string | string[] | undefined).map((f) => path.resolve(path.dirname(file), f));
     files.forEach((f, i) => {
       const p = Array.isArray(d.keys_file) ? [...at('keys_file'), i] : at('keys_file');
       const text = attempt(p, null, () => readFile(f));
-      if (text !== null) add(p, text, 0, `${f}: `);
+      if (text !== null) add(p, text, `${f}: `);
     });
     return { keys, files };
   };
