@@ -218,7 +218,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       for (const k of parsed.keys) {
         const key = k.key.toString('base64');
         const owner = keyOwner.get(key);
-        if (owner !== undefined && owner !== k.comment) problem(p, `${where}the key of "${k.comment}" is also listed as "${owner}"`);
+        if (owner !== undefined && owner !== k.comment) problem(p, `${where ?? ''}the key of "${k.comment}" is also listed as "${owner}"`);
         keyOwner.set(key, k.comment);
         if (!keys.some((x) => x.key === key)) keys.push({ user: k.comment, key });
       }
