@@ -13,8 +13,9 @@ import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
 import { parseDuration } from './duration';
 import { convertLegacy, detectLegacy } from './legacy';
 import type { AllowRule, CommandTemplate, DoorConfig, NatMode, UserKeyConfig } from '../model/door';
+import type { ListenAddress } from '../model/address';
 import { DEFAULT_WINDOW_MS, GATEWAY_KEY_FILE, parseKeyLines, parseRawKey } from '../tumbler/v2/keys';
-import { ListenAddress, SourceConfig, TumblerdConfig } from './types';
+import { SourceConfig, TumblerdConfig } from './types';
 
 export interface ConfigProblem {
   file: string;

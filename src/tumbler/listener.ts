@@ -5,8 +5,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { ListenAddress } from '../config/types';
-import { canonicalSource } from '../model/address';
+import { ListenAddress, canonicalSource } from '../model/address';
 import type { Grant } from '../model/grant';
 import { ReplayStore } from './replayStore';
 import { KnockVerifier } from './verifier';
