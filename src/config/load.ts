@@ -312,7 +312,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   const anyKeys = Object.values(data.doors).some((d) => d.keys !== undefined || d.keys_file !== undefined);
   const anySecret = doors.some((d) => d.secret) || anyKeys;
   const stateDir = data.state_dir ?? DEFAULT_STATE_DIR;
-  const keyFile = data.tumbler?.key_file ? path.resolve(path.dirname(file), data.tumbler.key_file) : path.join(stateDir, GATEWAY_KEY_FILE);
+  const keyFileSetting = data.tumbler?.key_file ? path.resolve(path.dirname(file), data.tumbler.key_file) : null;
+  const keyFile = keyFileSetting ?? path.join(stateDir, GATEWAY_KEY_FILE);
   /* read only for doors that need it: a config without v2 doors works without a gateway key */
   const gatewayKey = anyKeys
     ? attempt(['tumbler', 'key_file'], null, () => {
@@ -354,7 +355,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       skewMinutes: data.tumbler?.skew_minutes ?? 1,
       windowMs,
       gateway: data.tumbler?.gateway ?? null,
-      keyFile,
+      keyFile: keyFileSetting,
       gatewayKey,
     },
     doors,

@@ -26,7 +26,8 @@ export interface TumblerdConfig {
     windowMs: number;
     /** Tumbler v2: this gateway's name in a fleet sharing one key, or null. */
     gateway: string | null;
-    keyFile: string;
+    /** tumbler.key_file if given; else the key is state_dir/gateway.key. */
+    keyFile: string | null;
     /** Tumbler v2: the gateway's X25519 private key (base64), read when a door has keys. */
     gatewayKey: string | null;
   };
