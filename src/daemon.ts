@@ -71,7 +71,12 @@ export function verifiersOf(config: TumblerdConfig, v2State?: TumblerV2State): K
           privateKey: Buffer.from(config.tumbler.gatewayKey, 'base64'),
           gateway: config.tumbler.gateway,
           windowMs: config.tumbler.windowMs,
-          doors: v2Doors.map((d) => ({ name: d.name, nat: d.nat ?? 'auto', users: new Map(d.keys!.map((k) => [k.key, k.user])) })),
+          doors: v2Doors.map((d) => ({
+            name: d.name,
+            nat: d.nat ?? 'auto',
+            users: new Map(d.keys!.map((k) => [k.key, k.user])),
+            ...(d.grantPrefix ? { grantPrefix: d.grantPrefix } : {}),
+          })),
         },
         v2State,
       ),

@@ -283,9 +283,16 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         keys: v2.keys,
         keysFiles: v2.files,
         nat: (d.nat as NatMode | undefined) ?? 'auto',
+        grantPrefix: { 4: (d.grant_prefix4 as number | undefined) ?? 32, 6: (d.grant_prefix6 as number | undefined) ?? 128 },
       };
       if (!door.sequence && !door.secret && secretKeys.length === 0 && d.keys === undefined && d.keys_file === undefined) {
         problem(['doors', name], 'the door has no sequence, no secret and no keys: nothing can open it', true);
+      }
+      for (const k of ['grant_prefix4', 'grant_prefix6']) {
+        if (d[k] === undefined) continue;
+        if (d.keys === undefined && d.keys_file === undefined) problem(at(k), `${k} is for Tumbler v2 knocks: the door has no keys`);
+        /* the allow: backends keep single addresses (ipset hash:ip,port; nftables address sets) */
+        else if (d.allow !== undefined && d[k] !== (k === 'grant_prefix4' ? 32 : 128)) problem(at(k), 'prefix grants need open/close commands: allow: opens single addresses');
       }
       if (d.nat !== undefined && d.keys === undefined && d.keys_file === undefined) {
         problem(at('nat'), 'nat is for Tumbler v2 knocks: the door has no keys')

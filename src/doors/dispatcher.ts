@@ -8,7 +8,7 @@
  */
 import { AllowRule, DoorConfig } from '../model/door';
 import { FirewallBackend } from '../firewall/backend';
-import { Family, isCanonicalSource } from '../model/address';
+import { Family, isCanonicalTarget } from '../model/address';
 import type { Grant, KnockVia } from '../model/grant';
 import { expandCommand } from './commandTemplate';
 import { CommandRunner, formatCommand } from '../exec/commandRunner';
@@ -112,10 +112,12 @@ export class DoorDispatcher {
 
   /** Opens the granted door; resolves once its firewall entries and open commands are in place. */
   async openDoor(grant: Grant): Promise<void> {
-    const { door: name, src, family, via, user } = grant;
+    const { door: name, family, via, user } = grant;
+    /* a prefix grant opens for the whole network: its commands get NETWORK/LEN for %IP% */
+    const src = grant.prefix === undefined ? grant.src : `${grant.src}/${grant.prefix}`;
     const door = this.doors.get(name);
     if (!door) return;
-    if (!isCanonicalSource(src)) {
+    if (!isCanonicalTarget(src)) {
       this.log.error('refusing to open a door for something that is not an address', { door: name, src });
       return;
     }

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { isCanonicalSource } from '../model/address';
+import { isCanonicalTarget } from '../model/address';
 import { writeFileAtomic } from '../util/atomicFile';
 import { SavedDoor } from './dispatcher';
 
@@ -21,7 +21,7 @@ function isSavedDoor(d: unknown): d is SavedDoor {
   return (
     typeof o === 'object' && o !== null &&
     typeof o.door === 'string' &&
-    typeof o.src === 'string' && isCanonicalSource(o.src) &&
+    typeof o.src === 'string' && isCanonicalTarget(o.src) &&
     (o.family === 4 || o.family === 6) &&
     (o.user === undefined || o.user === null || typeof o.user === 'string') &&
     typeof o.openedAt === 'number' &&

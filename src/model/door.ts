@@ -58,4 +58,6 @@ export interface DoorConfig {
   keysFiles?: string[];
   /** Default auto. */
   nat?: NatMode;
+  /** Tumbler v2: open for the source's network of this length per family (default 32 and 128: the address). */
+  grantPrefix?: { 4: number; 6: number };
 }

@@ -16,6 +16,8 @@ export interface Grant {
   via: KnockVia;
   /** Who knocked, where the protocol knows it (null for shared-secret and classic knocks). */
   user: string | null;
+  /** Set when the door opens for the network `src`/`prefix` rather than the address `src` alone. */
+  prefix?: number;
   /** When the knock was made (ms since the epoch): the last packet of a sequence, a datagram's arrival. */
   at: number;
 }

@@ -99,6 +99,14 @@ doors:
     ]);
   });
 
+  it('takes prefix grants for doors with commands, not with allow:', () => {
+    const c = parse(`doors:\n  ssh:\n    keys_file: users.keys\n    grant_prefix6: 64\n    open: /bin/true %IP%\n`);
+    expect(c.doors[0].grantPrefix).toEqual({ 4: 32, 6: 64 });
+    expect(problems(`doors:\n  ssh:\n    keys_file: users.keys\n    grant_prefix4: 24\n    allow: [tcp/22]\n    close_after: 30s\n`)).toEqual([
+      '/etc/tumbler/tumblerd.yaml:4:20: doors.ssh.grant_prefix4: prefix grants need open/close commands: allow: opens single addresses',
+    ]);
+  });
+
   it('refuses one key under two names, and a missing gateway key with the command that makes it', () => {
     const alice = line('alice').split(' ')[1];
     expect(problems(`doors:\n  ssh:\n    keys: ["tumbler-ed25519 ${alice} alice", "tumbler-ed25519 ${alice} mallory"]\n    open: /bin/true\n`)).toEqual([

@@ -6,7 +6,7 @@
  * junk, dropped in silence; after it, a refusal names the user and the reason for the log.
  */
 import crypto from 'node:crypto';
-import type { Family } from '../../model/address';
+import { Family, networkOf } from '../../model/address';
 import type { NatMode } from '../../model/door';
 import { DatagramSource, KnockVerifier, Verdict } from '../verifier';
 import { Declared, GatewayContext, addressBytes, MAX_DATAGRAM, MIN_DATAGRAM, OpenedKnock, doorId, encOf, gatewayId, openKnock, parsePlaintext, signatureHolds } from './datagram';
@@ -23,6 +23,8 @@ export interface V2Door {
   nat: NatMode;
   /** Users allowed on the door: raw public key (base64) → user name. */
   users: ReadonlyMap<string, string>;
+  /** Open for the target's network of this length (default: the address alone). */
+  grantPrefix?: { 4: number; 6: number };
 }
 
 export interface V2Options {
@@ -196,9 +198,11 @@ export class TumblerV2Verifier implements KnockVerifier {
       return refused(`more than ${MAX_KNOCKS_PER_USER} knocks in one window`, { door: door.name });
     }
     this.state.counts.granted++;
+    const prefix = door.grantPrefix?.[target.family] ?? (target.family === 4 ? 32 : 128);
+    const network = prefix < (target.family === 4 ? 32 : 128) ? { src: networkOf(target.address, target.family, prefix), prefix } : { src: target.address };
     return {
       kind: 'grant',
-      grant: { door: door.name, src: target.address, family: target.family, via: 'tumbler2', user, at: now },
+      grant: { door: door.name, ...network, family: target.family, via: 'tumbler2', user, at: now },
       replay: { key: id, untilMs },
     };
   }
