@@ -111,13 +111,14 @@ export function isCanonicalSource(text: string): boolean {
   return c !== null && c.address === text;
 }
 
+/** The 4 or 16 bytes of a canonical address, most significant first. */
+export function addressOctets(address: string, family: Family): number[] {
+  return family === 4 ? address.split('.').map(Number) : (parseIPv6Groups(address) ?? []).flatMap((g) => [g >> 8, g & 0xff]);
+}
+
 /** The network address of `address`/`prefix` (host bits cleared), canonical. */
 export function networkOf(address: string, family: Family, prefix: number): string {
-  const bytes =
-    family === 4
-      ? address.split('.').map(Number)
-      : (parseIPv6Groups(address) ?? []).flatMap((g) => [g >> 8, g & 0xff]);
-  const masked = bytes.map((b, i) => {
+  const masked = addressOctets(address, family).map((b, i) => {
     const keep = Math.max(0, Math.min(8, prefix - i * 8));
     return b & (0xff << (8 - keep)) & 0xff;
   });

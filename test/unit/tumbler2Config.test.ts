@@ -57,24 +57,8 @@ doors:
   });
 
   it('names the file, line and key of every problem', () => {
-    expect(
-      problems(`tumbler:
-  key_file: gateway.key
-  window: soon
-doors:
-  ssh:
-    keys_file: [bad.keys, missing.keys]
-    open: /bin/true
-  web:
-    keys: ["tumbler-ed25519 AAAA"]
-    open: /bin/true
-  mail:
-    secret: a-secret-of-mail
-    nat: strict
-    open: /bin/true
-`),
-    ).toEqual([
-      '/etc/tumbler/tumblerd.yaml:3:11: tumbler.window: should be a duration: a number of seconds, or a number with a unit: 500ms, 30s, 5m, 1h',
+    expect(problems('tumbler:\n  window: soon\ndoors:\n  ssh:\n    keys_file: users.keys\n    open: /bin/true\n')).toEqual([
+      '/etc/tumbler/tumblerd.yaml:2:11: tumbler.window: should be a duration: a number of seconds, or a number with a unit: 500ms, 30s, 5m, 1h',
     ]);
     expect(
       problems(`tumbler:

@@ -9,7 +9,7 @@
  */
 import crypto from 'node:crypto';
 import type { Family } from '../../model/address';
-import { canonicalIPv4, canonicalIPv6 } from '../../model/address';
+import { addressOctets, canonicalIPv4, canonicalIPv6 } from '../../model/address';
 import * as hpke from './hpke';
 import { ed25519PrivateKey, ed25519PublicRaw } from './keys';
 
@@ -121,14 +121,7 @@ function writeDeclared(out: Buffer, declared: Declared[]): void {
 }
 
 export function addressBytes(address: string, family: Family): Buffer {
-  if (family === 4) return Buffer.from(address.split('.').map(Number));
-  const out = Buffer.alloc(16);
-  const [head, tail = ''] = address.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = address.includes('::') ? [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
+  return Buffer.from(addressOctets(address, family));
 }
 
 function bytesAddress(b: Buffer): string {
