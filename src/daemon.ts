@@ -292,6 +292,11 @@ export class Daemon {
     const bad = this.pipeline.counts.malformed + this.pipeline.counts.overlong;
     if (bad !== this.lastMalformed) this.log.warn('malformed netfilter lines skipped', { new: bad - this.lastMalformed, total: bad });
     this.lastMalformed = bad;
-    if (this.log.isDebugEnabled()) this.log.debug('counters', { ...this.pipeline.counts, ...this.tracker.stats(), ...this.listener.counts });
+    if (this.log.isDebugEnabled()) this.log.debug('counters', {
+        ...this.pipeline.counts,
+        ...this.tracker.stats(),
+        ...this.listener.counts,
+        tumbler2: JSON.stringify({ ...this.v2State.counts, ...this.v2State.sizes }),
+      });
   }
 }
