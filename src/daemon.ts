@@ -18,16 +18,19 @@ import { DoorDispatcher } from './doors/dispatcher';
 import { StateStore } from './doors/stateStore';
 import { CommandRunner, dryRunner, execRunner, formatCommand } from './exec/commandRunner';
 import { FirewallBackend } from './firewall/backend';
+import { Fleet } from './fleet/fleet';
 import { createFirewall, firewallKind } from './firewall/select';
 import { KnockPipeline } from './knock/pipeline';
 import { Completion, KnockTracker, knockDoorsOf } from './knock/tracker';
 import { createLogger, reconfigureLogger } from './logger';
+import type { Grant } from './model/grant';
+import { HostFilter, HostView, interfaceSet } from './netfilter/hostFilter';
 import { LogLineParser } from './netfilter/logLine';
 import { formatResult, runPreflight } from './preflight/preflight';
 import { PREFLIGHT_CHECKS } from './preflight/securityChecks';
 import { FileSource } from './sources/fileSource';
 import { JournaldSource } from './sources/journaldSource';
-import { KmsgSource, uptimeUsec } from './sources/kmsgSource';
+import { KmsgSource, kmsgWallTime, uptimeUsec } from './sources/kmsgSource';
 import { LineSource, SourceHooks } from './sources/source';
 import { TumblerListener } from './tumbler/listener';
 import { ReplayCache } from './tumbler/replayCache';
@@ -43,6 +46,8 @@ export interface DaemonOptions {
   logLevel?: string;
   /** Watch the config file and reload when it changes (off in tests that reload by hand). */
   watchConfig?: boolean;
+  /** The namespace's interfaces and addresses (tests that knock on loopback give their own). */
+  readHostView?: () => HostView;
 }
 
 export interface ReloadResult {
@@ -97,8 +102,10 @@ export class Daemon {
   private readonly dispatcher: DoorDispatcher;
   private readonly tracker: KnockTracker;
   private readonly pipeline: KnockPipeline;
+  private readonly hostFilter: HostFilter;
   private readonly listener: TumblerListener;
   private readonly v2State = new TumblerV2State();
+  private readonly fleet: Fleet | null;
   private sources: LineSource[] = [];
   private control: { close(): void } | null = null;
   private watcher: FSWatcher | null = null;
@@ -122,9 +129,14 @@ export class Daemon {
       /* winston formats a message before it looks at the level: not on this path unless wanted */
       if (this.log.isDebugEnabled()) this.log.debug('knock progress', { door, src, step: `${step}/${of}` });
     });
-    this.pipeline = new KnockPipeline(this.tracker);
-    this.listener = new TumblerListener(verifiersOf(config, this.v2State), this.replay, {
-      grant: (g) => void this.dispatcher.openDoor(g),
+    this.hostFilter = new HostFilter(interfaceSet(config.interfaces), options.readHostView);
+    this.pipeline = new KnockPipeline(this.tracker, (e) => this.hostFilter.refuse(e), (e, why) => {
+      if (this.log.isDebugEnabled()) this.log.debug('not a knock for this host', { src: e.src, dst: e.dst, in: e.iface, why });
+    });
+    /* with a fleet, knocks are claimed in the group's store and grants on fleet doors published */
+    this.fleet = config.fleet && new Fleet(config.fleet, config.doors, this.dispatcher, this.log);
+    this.listener = new TumblerListener(verifiersOf(config, this.v2State), this.fleet?.replayStore(this.replay) ?? this.replay, {
+      grant: (g) => void this.admit(g),
       info: (m, meta) => this.log.info(m, meta),
       warn: (m, meta) => this.log.warn(m, meta),
     });
@@ -139,7 +151,9 @@ export class Daemon {
       this.log.info(`firewall backend ${this.firewall.name} ready`);
     }
     await this.dispatcher.restore(saved.doors);
-    this.control = await startControlServer(config.stateDir, this.dispatcher);
+    await this.fleet?.start();
+    this.control = await startControlServer(config.stateDir, this.dispatcher, this.fleet && (() => this.fleet!.status()));
+    this.hostFilter.start();
     this.startSources(config.sources);
     await this.listener.listen(config.tumbler.listen);
     for (const r of await runPreflight(config, PREFLIGHT_CHECKS)) {
@@ -183,7 +197,9 @@ export class Daemon {
     reconfigureLogger(this.log, next.log, this.options.logLevel);
     this.tracker.setMaxSources(next.maxSources);
     this.tracker.reconfigure(knockDoorsOf(next.doors));
+    this.hostFilter.setOnly(interfaceSet(next.interfaces));
     this.dispatcher.reconfigure(next.doors);
+    this.fleet?.reconfigure(next.doors);
     this.listener.setVerifiers(verifiersOf(next, this.v2State));
     await this.revokeRemovedUsers(next);
     this.watchKeyFiles(next);
@@ -226,7 +242,9 @@ export class Daemon {
     if (this.stats) clearInterval(this.stats);
     await this.watcher?.close();
     for (const s of this.sources) s.stop();
+    this.hostFilter.stop();
     this.listener.close();
+    await this.fleet?.stop();
     this.control?.close();
     if (this.config.keepOpenOnExit) {
       this.log.info('keep_open_on_exit: open doors stay open; the kernel and the next start close them');
@@ -257,13 +275,17 @@ export class Daemon {
 
   private onCompletion(c: Completion): void {
     this.log.info('knock sequence completed', { door: c.door, src: c.src, seconds: (c.time - c.startedAt) / 1000 });
-    void this.dispatcher.openDoor({ door: c.door, src: c.src, family: c.family, via: 'sequence', user: null, at: c.time });
+    void this.admit({ door: c.door, src: c.src, family: c.family, via: 'sequence', user: null, at: c.time });
+  }
+
+  /** Every grant made on this gateway: through the fleet where there is one, else straight to the doors. */
+  private admit(grant: Grant): Promise<void> {
+    return this.fleet ? this.fleet.admit(grant) : this.dispatcher.openDoor(grant);
   }
 
   private startSources(list: SourceConfig[]): void {
-    const bootTimeMs = Date.now() - uptimeUsec() / 1000;
     this.sources = list.map((s) => {
-      const parser = new LogLineParser({ prefixes: s.prefixes, bootTimeMs });
+      const parser = new LogLineParser({ prefixes: s.prefixes, kmsgTime: kmsgWallTime(), ...(s.kind === 'file' && { timeZone: s.timeZone }) });
       const hooks: SourceHooks = {
         line: (line) => {
           for (const c of this.pipeline.feed(parser, line, Date.now() - this.tracker.horizonMs)) this.onCompletion(c);

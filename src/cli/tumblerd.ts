@@ -10,14 +10,20 @@ import { ConfigError, DEFAULT_STATE_DIR, loadConfigFile } from '../config/load';
 import { TumblerdConfig } from '../config/types';
 import type { DaemonOptions } from '../daemon';
 import { formatScanReport, scanLogs } from './scan';
+import { isKnownTimeZone } from '../netfilter/zoneTime';
 import { controlRequest } from '../control/server';
 import { OpenDoor } from '../doors/dispatcher';
+import type { FleetStatus } from '../fleet/fleet';
+import { writeNewFleetKey } from '../fleet/key';
 import { formatResult, runPreflight } from '../preflight/preflight';
 import { PREFLIGHT_CHECKS } from '../preflight/securityChecks';
 import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
 import { GATEWAY_KEY_FILE, formatGatewayKey, parseRawKey, randomKey, x25519PublicRaw } from '../tumbler/v2/keys';
 
 export const DEFAULT_CONFIG = '/etc/tumblerd.yaml';
+
+/** For options given more than once. */
+const collect = (value: string, list: string[]) => [...list, value];
 
 function loadOrExit(file: string): TumblerdConfig {
   try {
@@ -108,6 +114,23 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
+function formatFleet(f: FleetStatus): string {
+  const ago = (ms: number) => `${(ms / 1000).toFixed(1)}s ago`;
+  const lines = [
+    `fleet ${f.group} as ${f.name}: Redis ${f.redis} ${f.state} since ${new Date(f.since).toISOString()}${f.error ? ` (${f.error})` : ''}; offline: ${f.offline}`,
+    `  members: ${f.members.map((m) => `${m.name} (${ago(m.seenMsAgo)})`).join(', ') || 'none seen'}`,
+    `  stream: ${f.stream ? `${f.stream.lag ?? '?'} unread, ${f.stream.pending} unacknowledged` : 'unknown'}; ` +
+      `published ${f.published}, refused ${f.refused}, opened here only ${f.openedLocallyOnly}; ` +
+      `received ${f.received.received}, applied ${f.received.applied}` +
+      Object.entries(f.received.dropped).map(([why, n]) => `, ${why} ${n}`).join(''),
+  ];
+  if (f.lastReceived) {
+    const l = f.lastReceived;
+    lines.push(`  last received: ${l.door} for ${l.src} from ${l.from}: read ${l.receivedMs} ms and open ${l.openedMs} ms after the knock`);
+  }
+  return lines.join('\n') + '\n';
+}
+
 const program = new Command('tumblerd')
   .description('Secure port-knocking daemon: opens doors for classic knocks read from the firewall log and for Tumbler knocks')
   .enablePositionalOptions()
@@ -130,12 +153,22 @@ const program = new Command('tumblerd')
 program
   .command('scan')
   .description('replay logs (plain or .gz) through the knock rules without running anything, and report which doors would have opened')
-  .argument('<logfile...>', 'log files to read from the start')
+  .argument('<logfile...>', 'log files to read from the start; - for standard input')
   .option('-c, --config <file>', 'config file (YAML)', DEFAULT_CONFIG)
   .option('--json', 'print the report as JSON')
-  .action(async (files: string[], opts: { config: string; json?: boolean }) => {
+  .option('--address <ip>', "count only packets sent to this address (the logging host's); repeatable", collect, [])
+  .option('--interface <name>', 'count only packets that came in on this interface; repeatable', collect, [])
+  .option('--this-host', "count only packets to this host's own interfaces and addresses, as the daemon does")
+  .option('--timezone <zone>', 'IANA zone of stamps that carry none (traditional syslog); default: this machine\'s')
+  .action(async (files: string[], opts: { config: string; json?: boolean; address?: string[]; interface?: string[]; thisHost?: boolean; timezone?: string }) => {
     const config = loadOrExit(opts.config);
-    const report = await scanLogs(config, files);
+    if (opts.timezone !== undefined && !isKnownTimeZone(opts.timezone)) throw new Error(`--timezone ${opts.timezone}: not an IANA time zone name`);
+    const report = await scanLogs(config, files, {
+      addresses: opts.address,
+      interfaces: opts.interface,
+      thisHost: opts.thisHost,
+      timeZone: opts.timezone,
+    });
     process.stdout.write((opts.json ? JSON.stringify(report, null, 2) : formatScanReport(config, report)) + '\n');
   });
 
@@ -155,10 +188,12 @@ program
   .action(async (opts: { config: string; json?: boolean }) => {
     const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'status' });
     const doors = (reply.doors ?? []) as OpenDoor[];
+    const fleet = reply.fleet as FleetStatus | undefined;
     if (opts.json) {
-      process.stdout.write(JSON.stringify(doors, null, 2) + '\n');
+      process.stdout.write(JSON.stringify(fleet ? { doors, fleet } : doors, null, 2) + '\n');
       return;
     }
+    if (fleet) process.stdout.write(formatFleet(fleet));
     if (doors.length === 0) process.stdout.write('no door is open\n');
     for (const d of doors) {
       process.stdout.write(
@@ -170,9 +205,15 @@ program
 
 program
   .command('keygen')
-  .description('make the gateway key for Tumbler v2 (state_dir/gateway.key, 0600) unless it exists; print its public key and client URLs')
+  .description('make a key: without --fleet, the Tumbler v2 gateway key (state_dir/gateway.key, 0600) unless it exists, and print its public key and client URLs')
   .option('-c, --config <file>', 'config file (YAML), for state_dir and tumbler.key_file', DEFAULT_CONFIG)
-  .action((opts: { config: string }) => {
+  .option('--fleet <file>', 'write a new fleet key (fleet.key_file) instead: copy the same file to every gateway of the group')
+  .action((opts: { config: string; fleet?: string }) => {
+    if (opts.fleet) {
+      writeNewFleetKey(opts.fleet);
+      process.stdout.write(`wrote a new fleet key to ${opts.fleet} (mode 0600)\n`);
+      return;
+    }
     const keyFile = gatewayKeyFileOf(opts.config);
     fs.mkdirSync(path.dirname(keyFile), { recursive: true, mode: 0o700 });
     try {

@@ -11,11 +11,13 @@ import { splitCommand } from '../doors/commandTemplate';
 import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence';
 import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
 import { parseDuration } from './duration';
+import { isKnownTimeZone } from '../netfilter/zoneTime';
 import { convertLegacy, detectLegacy } from './legacy';
 import type { AllowRule, CommandTemplate, DoorConfig, NatMode, UserKeyConfig } from '../model/door';
 import type { ListenAddress } from '../model/address';
 import { DEFAULT_WINDOW_MS, GATEWAY_KEY_FILE, parseKeyLines, parseRawKey } from '../tumbler/v2/keys';
 import { SourceConfig, TumblerdConfig } from './types';
+import { RawFleet, parseFleet } from '../fleet/config';
 
 export interface ConfigProblem {
   file: string;
@@ -56,8 +58,10 @@ interface RawConfig {
   firewall?: 'iptables' | 'nftables';
   nftables?: { table?: string; chain?: string };
   keep_open_on_exit?: boolean;
+  interfaces?: string[];
   sources?: Record<string, unknown>[];
   tumbler?: { listen?: string[]; skew_minutes?: number; window?: unknown; gateway?: string; key_file?: string };
+  fleet?: RawFleet;
   doors: Record<string, Record<string, unknown>>;
 }
 
@@ -202,7 +206,14 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     const prefixes = asList(s.prefix as string | string[]);
     const kinds = ['file', 'kmsg', 'journald'].filter((k) => s[k] !== undefined && s[k] !== false);
     if (kinds.length !== 1) problem(['sources', i], 'a source is exactly one of file:, kmsg: or journald: true');
-    if (s.file !== undefined) return { kind: 'file', path: s.file as string, prefixes };
+    if (s.timezone !== undefined && !isKnownTimeZone(s.timezone as string)) {
+      problem(['sources', i, 'timezone'], `"${s.timezone}" is not an IANA time zone name (such as "Europe/Berlin" or "UTC")`);
+    } else if (s.timezone !== undefined && s.file === undefined) {
+      problem(['sources', i, 'timezone'], 'only file sources have stamps without a zone');
+    }
+    if (s.file !== undefined) {
+      return { kind: 'file', path: s.file as string, prefixes, ...(s.timezone !== undefined && { timeZone: s.timezone as string }) };
+    }
     if (s.kmsg !== undefined) return { kind: 'kmsg', path: s.kmsg as string, prefixes };
     return { kind: 'journald', prefixes };
   });
@@ -284,6 +295,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         keysFiles: v2.files,
         nat: (d.nat as NatMode | undefined) ?? 'auto',
         grantPrefix: { 4: (d.grant_prefix4 as number | undefined) ?? 32, 6: (d.grant_prefix6 as number | undefined) ?? 128 },
+        fleet: d.fleet === true,
+        ...(d.interfaces !== undefined && { interfaces: d.interfaces as string[] }),
       };
       if (!door.sequence && !door.secret && secretKeys.length === 0 && d.keys === undefined && d.keys_file === undefined) {
         problem(['doors', name], 'the door has no sequence, no secret and no keys: nothing can open it', true);
@@ -293,6 +306,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         if (d.keys === undefined && d.keys_file === undefined) problem(at(k), `${k} is for Tumbler v2 knocks: the door has no keys`);
         /* the allow: backends keep single addresses (ipset hash:ip,port; nftables address sets) */
         else if (d.allow !== undefined && d[k] !== (k === 'grant_prefix4' ? 32 : 128)) problem(at(k), 'prefix grants need open/close commands: allow: opens single addresses');
+        /* a fleet grant carries one address to the other gateways */
+        else if (d.fleet === true && d[k] !== (k === 'grant_prefix4' ? 32 : 128)) problem(at(k), 'prefix grants cannot be shared with the fleet: one or the other');
       }
       if (d.nat !== undefined && d.keys === undefined && d.keys_file === undefined) {
         problem(at('nat'), 'nat is for Tumbler v2 knocks: the door has no keys')
@@ -306,6 +321,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       if (d.allow !== undefined && d.close_after === undefined) {
         problem(at('allow'), 'allow needs close_after: a door tumbler opens must close again');
       }
+      if (door.fleet && !data.fleet) problem(at('fleet'), 'a fleet door needs the fleet: section (Redis, name, group, key_file)');
+      if (door.fleet && d.close_after === undefined) problem(at('fleet'), 'a fleet door needs close_after: what it opens on every gateway must close again');
       if (door.sequenceTimeoutMs <= 0 && d.sequence !== undefined) {
         problem(at('sequence_timeout'), 'must be longer than zero');
       }
@@ -347,6 +364,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     problem(['doors', withSequence[0], 'sequence'], 'doors have knock sequences but no log source is configured (sources:)');
   }
 
+  const fleet = data.fleet ? parseFleet(data.fleet, file, readFile, (p, message) => problem(p, message)) : null;
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     file,
@@ -356,6 +375,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     firewall: data.firewall ?? null,
     nftables: { table: data.nftables?.table ?? 'inet filter', chain: data.nftables?.chain ?? 'input' },
     keepOpenOnExit: data.keep_open_on_exit ?? false,
+    ...(data.interfaces !== undefined && { interfaces: data.interfaces }),
     sources,
     tumbler: {
       listen,
@@ -365,6 +385,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       keyFile: keyFileSetting,
       gatewayKey,
     },
+    fleet,
     doors,
   };
 }

@@ -1,11 +1,12 @@
 /** The validated configuration the daemon runs on. Names follow the YAML keys, in camelCase. */
 import type { ListenAddress } from '../model/address';
 import type { DoorConfig } from '../model/door';
+import type { FleetConfig } from '../fleet/config';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'verbose' | 'debug';
 
 export type SourceConfig =
-  | { kind: 'file'; path: string; prefixes: string[] }
+  | { kind: 'file'; path: string; prefixes: string[]; timeZone?: string }
   | { kind: 'kmsg'; path: string; prefixes: string[] }
   | { kind: 'journald'; prefixes: string[] };
 
@@ -18,6 +19,8 @@ export interface TumblerdConfig {
   firewall: 'iptables' | 'nftables' | null;
   nftables: { table: string; chain: string };
   keepOpenOnExit: boolean;
+  /** Classic knocks count only on these interfaces; absent: any of the namespace's. */
+  interfaces?: string[];
   sources: SourceConfig[];
   tumbler: {
     listen: ListenAddress[];
@@ -31,5 +34,7 @@ export interface TumblerdConfig {
     /** Tumbler v2: the gateway's X25519 private key (base64), read when a door has keys. */
     gatewayKey: string | null;
   };
+  /** Shared replay and grants with other gateways through Redis; null when alone. */
+  fleet: FleetConfig | null;
   doors: DoorConfig[];
 }

@@ -60,4 +60,8 @@ export interface DoorConfig {
   nat?: NatMode;
   /** Tumbler v2: open for the source's network of this length per family (default 32 and 128: the address). */
   grantPrefix?: { 4: number; 6: number };
+  /** Classic knocks count only when they came in on one of these interfaces (knockd's Interface); absent: any. */
+  interfaces?: string[];
+  /** A grant here opens the door on every gateway of the fleet (config `fleet: true`). */
+  fleet?: boolean;
 }

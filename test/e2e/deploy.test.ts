@@ -28,7 +28,7 @@ describe('deployment files', () => {
       'After=network-online.target',
       'ProtectSystem=strict',
       'ReadWritePaths=/var/lib/tumblerd',
-      'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_DAC_READ_SEARCH',
+      'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_DAC_READ_SEARCH CAP_SYSLOG',
       'NoNewPrivileges=yes',
       'Restart=on-failure',
     ]) {
