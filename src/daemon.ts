@@ -7,7 +7,14 @@
  * The path of a grant: source line → LogLineParser → KnockPipeline/KnockTracker → Completion →
  * Grant; or datagram → TumblerListener → KnockVerifier → replay claim → Grant. Every Grant goes
  * to DoorDispatcher.openDoor, which records the door, opens it, and closes it on time.
+ *
+ * State: each owner persists its own data in state_dir. The dispatcher's open doors go to
+ * doors.json (StateStore, small, replaced atomically); accepted replay ids are appended to
+ * replay.log (FileReplayStore). A knock costs one append and one small write, never the cache.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import chokidar, { FSWatcher } from 'chokidar';
 import winston from 'winston';
 import { ConfigError, loadConfigFile } from './config/load';
@@ -15,9 +22,10 @@ import { configChange } from './config/reloadPolicy';
 import { SourceConfig, TumblerdConfig } from './config/types';
 import { startControlServer } from './control/server';
 import { DoorDispatcher } from './doors/dispatcher';
-import { StateStore } from './doors/stateStore';
+import { StateStore, currentBootId } from './doors/stateStore';
 import { CommandRunner, dryRunner, execRunner, formatCommand } from './exec/commandRunner';
 import { FirewallBackend } from './firewall/backend';
+import { DryRunFirewall } from './firewall/dryRun';
 import { Fleet } from './fleet/fleet';
 import { createFirewall, firewallKind } from './firewall/select';
 import { KnockPipeline } from './knock/pipeline';
@@ -33,7 +41,9 @@ import { JournaldSource } from './sources/journaldSource';
 import { KmsgSource, kmsgWallTime, uptimeUsec } from './sources/kmsgSource';
 import { LineSource, SourceHooks } from './sources/source';
 import { TumblerListener } from './tumbler/listener';
-import { ReplayCache } from './tumbler/replayCache';
+import { FileReplayStore } from './tumbler/fileReplayStore';
+import { prepareStateDir } from './util/trustedDir';
+import { lockStateDir } from './util/instanceLock';
 import { TumblerV1Verifier } from './tumbler/v1Verifier';
 import { KnockVerifier } from './tumbler/verifier';
 import { TumblerV2State, TumblerV2Verifier } from './tumbler/v2/verifier';
@@ -95,8 +105,11 @@ const keyFilesOf = (config: TumblerdConfig): string[] => [...new Set(config.door
 export class Daemon {
   readonly log: winston.Logger;
   private config: TumblerdConfig;
+  /** config.stateDir, or with --dry-run a temporary folder of its own, removed at stop. */
+  readonly stateDir: string;
   private readonly store: StateStore;
-  private readonly replay: ReplayCache;
+  private readonly replay: FileReplayStore;
+  private lock: { release(): void } | null = null;
   private readonly runner: CommandRunner;
   private readonly firewall: FirewallBackend | null;
   private readonly dispatcher: DoorDispatcher;
@@ -117,14 +130,16 @@ export class Daemon {
     const config = options.config;
     this.config = config;
     this.log = createLogger(config.log, options.logLevel);
-    this.store = new StateStore(config.stateDir);
-    this.replay = new ReplayCache(undefined, () => this.persist());
+    /* a dry run must not touch the real doors' records: a later real start would close its pretend doors */
+    this.stateDir = options.dryRun ? fs.mkdtempSync(path.join(os.tmpdir(), 'tumblerd-dry-run-')) : config.stateDir;
+    this.store = new StateStore(this.stateDir, () => this.dispatcher.snapshot());
+    this.replay = new FileReplayStore(this.stateDir, undefined, (m) => this.log.warn(m));
     this.runner = options.dryRun
       ? dryRunner((argv) => this.log.info('dry run: would run', { command: formatCommand(argv) }))
       : execRunner;
     const kind = firewallKind(config);
-    this.firewall = kind && createFirewall(kind, config, this.runner);
-    this.dispatcher = new DoorDispatcher(config.doors, this.runner, this.log, () => this.persist(), this.firewall);
+    this.firewall = kind && (options.dryRun ? new DryRunFirewall(kind, (m) => this.log.info(m)) : createFirewall(kind, config, this.runner));
+    this.dispatcher = new DoorDispatcher(config.doors, this.runner, this.log, () => this.store.save(), this.firewall);
     this.tracker = new KnockTracker(knockDoorsOf(config.doors), config.maxSources, (door, src, step, of) => {
       /* winston formats a message before it looks at the level: not on this path unless wanted */
       if (this.log.isDebugEnabled()) this.log.debug('knock progress', { door, src, step: `${step}/${of}` });
@@ -144,15 +159,23 @@ export class Daemon {
 
   async start(): Promise<void> {
     const config = this.config;
-    const saved = this.store.load((m) => this.log.warn(m));
-    this.replay.load(saved.replay, Date.now());
+    prepareStateDir(this.stateDir);
+    this.lock = lockStateDir(this.stateDir);
+    const saved = this.store.load();
+    for (const p of saved.problems) this.log.warn(`state: ${p}`);
+    const replay = await this.replay.open(Date.now(), saved.legacyReplay);
+    if (replay.loaded > 0) this.log.info('replay cache loaded', { entries: replay.loaded, expiredOrBad: replay.skipped });
+    const boot = currentBootId();
+    const rebooted = saved.bootId !== null && boot !== null && saved.bootId !== boot;
     if (this.firewall) {
       await this.firewall.setup();
       this.log.info(`firewall backend ${this.firewall.name} ready`);
     }
-    await this.dispatcher.restore(saved.doors);
+    await this.dispatcher.restore(saved.doors, rebooted);
+    await this.store.save();
+    this.store.retireLegacy();
     await this.fleet?.start();
-    this.control = await startControlServer(config.stateDir, this.dispatcher, this.fleet && (() => this.fleet!.status()));
+    this.control = await startControlServer(this.stateDir, this.dispatcher, this.fleet && (() => this.fleet!.status()));
     this.hostFilter.start();
     this.startSources(config.sources);
     await this.listener.listen(config.tumbler.listen);
@@ -232,6 +255,11 @@ export class Daemon {
     return this.stopping;
   }
 
+  /** The replay store's size and what its log has cost so far (for the benchmark of a knock's I/O). */
+  replayStats(): { entries: number; io: FileReplayStore['io'] } {
+    return { entries: this.replay.size, io: { ...this.replay.io } };
+  }
+
   /** Where the Tumbler listener is bound (with the ports the kernel chose for port 0). */
   tumblerAddresses(): { address: string; port: number }[] {
     return this.listener.addresses();
@@ -247,11 +275,17 @@ export class Daemon {
     await this.fleet?.stop();
     this.control?.close();
     if (this.config.keepOpenOnExit) {
+      await this.dispatcher.release();
       this.log.info('keep_open_on_exit: open doors stay open; the kernel and the next start close them');
     } else {
+      /* every close command has ended when this resolves: systemd must not kill them (KillMode=mixed) */
       await this.dispatcher.closeAll(`tumblerd stopping (${reason})`);
       await this.firewall?.teardown();
     }
+    await this.replay.close();
+    await this.store.save().catch((err: Error) => this.log.error('could not write the state file', { file: this.store.file, error: err.message }));
+    this.lock?.release();
+    if (this.options.dryRun) fs.rmSync(this.stateDir, { recursive: true, force: true });
     this.log.info('tumblerd stopped');
   }
 
@@ -299,15 +333,6 @@ export class Daemon {
       return new JournaldSource(hooks);
     });
     for (const s of this.sources) s.start();
-  }
-
-  /* the state file holds both owners' data for now: every change rewrites it whole */
-  private persist(): void {
-    try {
-      this.store.save({ doors: this.dispatcher.snapshot(), replay: this.replay.toJSON() });
-    } catch (err) {
-      this.log.error('could not write the state file', { file: this.store.file, error: (err as Error).message });
-    }
   }
 
   private reportStats(): void {

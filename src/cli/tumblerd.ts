@@ -198,7 +198,9 @@ program
     for (const d of doors) {
       process.stdout.write(
         `${d.door}  ${d.src}  via ${d.via}${d.user ? `  user ${d.user}` : ''}  opened ${new Date(d.openedAt).toISOString()}  ` +
-          `closes ${d.closesAt === null ? 'never' : new Date(d.closesAt).toISOString()}\n`,
+          `closes ${d.closesAt === null ? 'never' : new Date(d.closesAt).toISOString()}` +
+          (d.closeFailingSince ? `  CLOSE FAILING since ${new Date(d.closeFailingSince).toISOString()}: ${d.lastCloseError}` : '') +
+          '\n',
       );
     }
   });
@@ -247,11 +249,16 @@ program
   .argument('<door>', 'door name')
   .argument('<source>', 'the address it is open for')
   .option('-c, --config <file>', 'config file (YAML), for its state_dir', DEFAULT_CONFIG)
-  .action(async (door: string, source: string, opts: { config: string }) => {
-    const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'revoke', door, src: source });
+  .option('--forget', 'if the close fails, drop the door from the record all the same (what it opened may stay open)')
+  .action(async (door: string, source: string, opts: { config: string; forget?: boolean }) => {
+    const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'revoke', door, src: source, forget: !!opts.forget });
     if (!reply.ok) {
       process.stderr.write(`tumblerd: ${reply.error}\n`);
       process.exit(1);
+    }
+    if (reply.forgotten) {
+      process.stdout.write(`forgot ${door} for ${source}; its close failed (${reply.error}): check the firewall by hand\n`);
+      process.exit(3);
     }
     process.stdout.write(`closed ${door} for ${source}\n`);
   });

@@ -17,6 +17,7 @@ import type { AllowRule, CommandTemplate, DoorConfig, NatMode, UserKeyConfig } f
 import type { ListenAddress } from '../model/address';
 import { DEFAULT_WINDOW_MS, GATEWAY_KEY_FILE, parseKeyLines, parseRawKey } from '../tumbler/v2/keys';
 import { SourceConfig, TumblerdConfig } from './types';
+import { MAX_CLOSE_AFTER_MS, MAX_COMMAND_TIMEOUT_MS } from '../doors/stateStore';
 import { RawFleet, parseFleet } from '../fleet/config';
 
 export interface ConfigProblem {
@@ -151,6 +152,14 @@ function asList<T>(value: T | T[] | undefined): T[] {
   return Array.isArray(value) ? value : [value];
 }
 
+/**
+ * The secrets printed in the documentation and the sample configs ("open-pAsSwOrD", from the
+ * Dr. Dobb's article): anyone can read them, so a door with one is as good as open.
+ */
+export function isSampleSecret(secret: string): boolean {
+  return /pAsSwOrD/.test(secret);
+}
+
 /** Validates config text; `file` is only used in messages and to resolve secret_file. */
 export function parseConfig(text: string, file: string, options: LoadOptions = {}): TumblerdConfig {
   const env = options.env ?? process.env;
@@ -253,16 +262,21 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         d.sequence === undefined ? null : attempt(at('sequence'), null, () => parseSequence(d.sequence));
       const secretKeys = ['secret', 'secret_file', 'secret_env'].filter((k) => d[k] !== undefined);
       let secret: string | null = null;
+      let secretFile: string | null = null;
       if (secretKeys.length > 1) problem(at(secretKeys[1]), 'give only one of secret, secret_file and secret_env');
       else if (d.secret !== undefined) secret = d.secret as string;
       else if (d.secret_file !== undefined) {
         const f = path.resolve(path.dirname(file), d.secret_file as string);
+        secretFile = f;
         secret = attempt(at('secret_file'), null, () => readFile(f).split('\n')[0]);
       } else if (d.secret_env !== undefined) {
         secret = env[d.secret_env as string] ?? null;
         if (!secret) problem(at('secret_env'), `environment variable ${d.secret_env} is not set`);
       }
       if (secretKeys.length === 1 && secret === '') problem(at(secretKeys[0]), 'the secret is empty');
+      if (secret && isSampleSecret(secret)) {
+        problem(at(secretKeys[0]), 'this is the sample secret from the documentation, which everyone can read: choose a long random one (head -c 24 /dev/urandom | base64)');
+      }
       if (secret) {
         const other = secretOwner.get(secret);
         if (other) problem(at(secretKeys[0]), `door "${other}" has the same secret: a knock could not tell them apart`);
@@ -295,6 +309,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         keysFiles: v2.files,
         nat: (d.nat as NatMode | undefined) ?? 'auto',
         grantPrefix: { 4: (d.grant_prefix4 as number | undefined) ?? 32, 6: (d.grant_prefix6 as number | undefined) ?? 128 },
+        ...(d.max_open !== undefined ? { maxOpen: d.max_open as number } : {}),
+        secretFile,
         fleet: d.fleet === true,
         ...(d.interfaces !== undefined && { interfaces: d.interfaces as string[] }),
       };
@@ -317,6 +333,15 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       }
       if ((d.close !== undefined || d.close6 !== undefined) && d.close_after === undefined) {
         problem(at(d.close !== undefined ? 'close' : 'close6'), 'close needs close_after to say when to run it');
+      }
+      if (d.close_after !== undefined && d.close === undefined && d.close6 === undefined && d.allow === undefined && (d.open !== undefined || d.open6 !== undefined)) {
+        problem(at('close_after'), 'close_after with open but no close or allow: nothing would close the door (give it close:, or drop close_after)');
+      }
+      if (door.closeAfterMs !== null && door.closeAfterMs > MAX_CLOSE_AFTER_MS) {
+        problem(at('close_after'), `must be at most ${MAX_CLOSE_AFTER_MS / 86_400_000} days`);
+      }
+      if (door.commandTimeoutMs > MAX_COMMAND_TIMEOUT_MS) {
+        problem(at('command_timeout'), `must be at most ${MAX_COMMAND_TIMEOUT_MS / 86_400_000} day`);
       }
       if (d.allow !== undefined && d.close_after === undefined) {
         problem(at('allow'), 'allow needs close_after: a door tumbler opens must close again');
