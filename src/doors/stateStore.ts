@@ -54,7 +54,7 @@ export function validateSavedDoor(o: unknown, now: number, repairs: (what: strin
   if (typeof o.door !== 'string' || !DOOR_NAME.test(o.door)) return 'door is not a door name';
   /* an address, or the NETWORK/LEN of a Tumbler v2 prefix grant */
   const src = typeof o.src === 'string' && isCanonicalTarget(o.src) ? canonicalSource(o.src.split('/')[0]) : null;
-  if (!src) return 'src is not a canonical address or network';
+  if (!src) return 'src is not a canonical address';
   if (o.family !== src.family) return `family does not match ${o.src}`;
   if (!Array.isArray(o.close) || o.close.length > MAX_COMMANDS) return 'close is not a list of commands';
   for (const c of o.close) {
