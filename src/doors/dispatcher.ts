@@ -395,7 +395,7 @@ export class DoorDispatcher {
       await this.persist().catch((err: Error) =>
         this.log.warn('door closed, but the record still says open: the next start closes it again', { door: entry.door, src: entry.src, error: err.message }),
       );
-      this.log.info('door closed', { door: entry.door, src: entry.src, reason });
+      this.log.info('door closed', { door: entry.door, src: entry.src, ...(entry.user ? { user: entry.user } : {}), reason });
       return { found: true, closed: true };
     }
     /* the door stays on record (and in the state file) until a close succeeds */
@@ -406,7 +406,7 @@ export class DoorDispatcher {
     await this.persist().catch(() => undefined);
     if (opts.retry && !this.stopping) {
       const delay = Math.min(1000 * 2 ** (entry.failedCloses - 1), MAX_RETRY_MS);
-      this.log.warn('door not closed: retrying', { door: entry.door, src: entry.src, inSeconds: delay / 1000 });
+      this.log.warn('door not closed: retrying', { door: entry.door, src: entry.src, ...(entry.user ? { user: entry.user } : {}), inSeconds: delay / 1000 });
       entry.timer = setTimeout(() => {
         entry.timer = null;
         void this.inLane(key, async () => {
