@@ -5,11 +5,15 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { TumblerdConfig } from '../config/types';
+import type { DoorConfig } from '../model/door';
 import { formatKnock } from '../knock/sequence';
 import { KnockPipeline, LineCounts } from '../knock/pipeline';
-import { Completion, KnockTracker, knockDoorsOf } from '../knock/tracker';
+import { ClassicKnocks } from '../knock/classicKnocks';
+import type { Completion } from '../knock/tracker';
+import { UsedSequenceFile } from '../knock/usedSequences';
 import { hostRefusal, interfaceSet, readHostView, staticView } from '../netfilter/hostFilter';
 import { LogLineParser } from '../netfilter/logLine';
+import { PrefixCensus } from '../netfilter/prefixCensus';
 import { uptimeUsec } from '../sources/kmsgSource';
 import { LineSplitter } from '../sources/lineSplitter';
 
@@ -17,6 +21,8 @@ export interface ScanReport {
   files: string[];
   opened: Completion[];
   counts: LineCounts & { doorsOpened: number };
+  /** Netfilter lines with a prefix the config does not name, most frequent first: a wrong prefix shows here. */
+  otherPrefixes: { prefix: string; lines: number }[];
 }
 
 export interface ScanOptions {
@@ -53,21 +59,29 @@ export async function scanLogs(config: TumblerdConfig, files: string[], options:
   /* Logs may come from another host: the grammar and the direction always apply, the addresses when asked */
   const only = interfaceSet(config.interfaces);
   const view = options.thisHost ? readHostView() : staticView(options.interfaces ?? [], options.addresses ?? []);
-  const pipeline = new KnockPipeline(new KnockTracker(knockDoorsOf(config.doors), config.maxSources), (e) => hostRefusal(e, view, only));
+  /* used sequences are remembered for this scan only: a scan must not use up the daemon's */
+  const knocks = new ClassicKnocks(config.doors, config.maxSources, new UsedSequenceFile(null), {}, true);
+  const pipeline = new KnockPipeline(knocks, (e) => hostRefusal(e, view, only));
   const opened: Completion[] = [];
+  const census = new PrefixCensus();
   const splitter = new LineSplitter(
     (line) => {
+      const before = pipeline.counts.netfilter;
       const done = pipeline.feed(parser, line);
       if (done.length > 0) opened.push(...done);
+      /* only lines without our prefix need the look: theirs is known */
+      else if (pipeline.counts.netfilter === before) census.add(line);
     },
     () => pipeline.skipOverlong(),
   );
   for (const file of files) await feedFile(file, splitter, options.stdin ?? process.stdin);
-  return { files, opened, counts: { ...pipeline.counts, doorsOpened: opened.length } };
+  return { files, opened, counts: { ...pipeline.counts, doorsOpened: opened.length }, otherPrefixes: census.others(prefixes) };
 }
 
 export function formatScanReport(config: TumblerdConfig, report: ScanReport): string {
-  const sequences = new Map(config.doors.map((d) => [d.name, (d.sequence ?? []).map(formatKnock).join(',')]));
+  const describe = (d: DoorConfig) =>
+    d.otp ? 'derived from the time' : d.oneTimeSequences ? `one-time, from ${d.oneTimeSequences}` : (d.sequence ?? []).map(formatKnock).join(',');
+  const sequences = new Map(config.doors.map((d) => [d.name, describe(d)]));
   const lines = report.opened.map(
     (c) =>
       `${new Date(c.time).toISOString()}  door ${c.door} would open for ${c.src}` +
@@ -86,5 +100,13 @@ export function formatScanReport(config: TumblerdConfig, report: ScanReport): st
     `knock events:      ${k.events}`,
     `doors opened:      ${k.doorsOpened}`,
   );
+  if (report.otherPrefixes.length > 0) {
+    const total = report.otherPrefixes.reduce((n, o) => n + o.lines, 0);
+    lines.push(
+      `other LOG prefixes: ${total} netfilter line(s) carry a prefix the config does not name: ` +
+        report.otherPrefixes.slice(0, 5).map((o) => `"${o.prefix}" (${o.lines})`).join(', ') +
+        (k.netfilter === 0 ? ' — is sources[].prefix the one your LOG rule uses?' : ''),
+    );
+  }
   return lines.join('\n');
 }

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { otpUri, otpauthUri } from '../knock/otp';
 import { Command, Option } from 'commander';
 import { convertLegacy } from '../config/legacy';
 import YAML from 'yaml';
@@ -84,7 +85,7 @@ function stateDirOf(file: string, quiet = false): string {
 }
 
 function summary(c: TumblerdConfig): string {
-  const seq = c.doors.filter((d) => d.sequence).length;
+  const seq = c.doors.filter((d) => d.sequence || d.otp || d.oneTimeSequences).length;
   const sec = c.doors.filter((d) => d.secret).length;
   const keys = c.doors.filter((d) => d.keys?.length).length;
   const users = new Set(c.doors.flatMap((d) => (d.keys ?? []).map((k) => k.user))).size;
@@ -173,11 +174,46 @@ program
   });
 
 program
+  .command('doctor')
+  .description('check that the setup can work (firewall log rule, log source, prefix, backend, ICMPv6, door programs, listener) and say how to fix what cannot; exits 1 on a failure')
+  .option('-c, --config <file>', 'config file (YAML)', DEFAULT_CONFIG)
+  .action(async (opts: { config: string }) => {
+    const { runDoctor } = await import('./doctor');
+    process.exitCode = await runDoctor(loadOrExit(opts.config), (t) => process.stdout.write(t));
+  });
+
+program
+  .command('demo')
+  .description('as root: two throwaway network namespaces with a logging firewall, tumblerd between them, classic and Tumbler knocks opening a port and closing it again; your own firewall is not touched')
+  .action(async () => {
+    const { runDemo } = await import('./demo');
+    process.exitCode = await runDemo((line) => process.stdout.write(line + '\n'));
+  });
+
+program
   .command('convert')
   .description('print the tumblerd YAML equivalent of a legacy tumblerd.conf or knockd.conf')
   .argument('<file>', 'the legacy config')
   .action((file: string) => {
     process.stdout.write(convertLegacy(fs.readFileSync(file, 'utf8'), file));
+  });
+
+program
+  .command('otp-uri')
+  .description('print the tumbler-otp:// URI of a door with an otp: sequence: everything a client needs to knock (it holds the secret)')
+  .argument('<door>', 'door name')
+  .option('-c, --config <file>', 'config file (YAML)', DEFAULT_CONFIG)
+  .option('--host <host>', 'the name or address clients knock on', os.hostname())
+  .option('--otpauth', 'also print the otpauth:// URI a phone TOTP app enrols from (its code, cut into groups of digits, is the sequence)')
+  .action((door: string, opts: { config: string; host: string; otpauth?: boolean }) => {
+    const config = loadOrExit(opts.config);
+    const d = config.doors.find((x) => x.name === door);
+    if (!d?.otp) {
+      process.stderr.write(`tumblerd: ${d ? `door ${door} has no otp: sequence` : `no door named ${door}`} in ${config.file}\n`);
+      process.exit(2);
+    }
+    process.stdout.write(otpUri(opts.host, door, d.otp) + '\n');
+    if (opts.otpauth) process.stdout.write(otpauthUri(opts.host, door, d.otp) + '\n');
   });
 
 program

@@ -12,11 +12,13 @@ import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence
 import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
 import { parseDuration } from './duration';
 import { isKnownTimeZone } from '../netfilter/zoneTime';
-import { convertLegacy, detectLegacy } from './legacy';
-import type { AllowRule, CommandTemplate, DoorConfig, NatMode, UserKeyConfig } from '../model/door';
+import { ConvertedLegacy, LegacyError, convertLegacyMapped, detectLegacy } from './legacy';
+import type { AllowRule, CommandTemplate, DoorConfig, NatMode, OtpAlgorithm, OtpSpec, UserKeyConfig } from '../model/door';
 import type { ListenAddress } from '../model/address';
+import { makeOtpSpec } from '../knock/otp';
+import { parseOneTimeFile } from '../knock/oneTime';
 import { DEFAULT_WINDOW_MS, GATEWAY_KEY_FILE, parseKeyLines, parseRawKey } from '../tumbler/v2/keys';
-import { SourceConfig, TumblerdConfig } from './types';
+import { MetricsListen, SourceConfig, TumblerdConfig } from './types';
 import { MAX_CLOSE_AFTER_MS, MAX_COMMAND_TIMEOUT_MS } from '../doors/stateStore';
 import { RawFleet, parseFleet } from '../fleet/config';
 
@@ -62,6 +64,7 @@ interface RawConfig {
   interfaces?: string[];
   sources?: Record<string, unknown>[];
   tumbler?: { listen?: string[]; skew_minutes?: number; window?: unknown; gateway?: string; key_file?: string };
+  metrics?: { listen: string };
   fleet?: RawFleet;
   doors: Record<string, Record<string, unknown>>;
 }
@@ -158,6 +161,34 @@ function asList<T>(value: T | T[] | undefined): T[] {
  */
 export function isSampleSecret(secret: string): boolean {
   return /pAsSwOrD/.test(secret);
+}
+
+interface RawOtp {
+  secret?: string;
+  secret_file?: string;
+  ports: string;
+  length: number;
+  step?: unknown;
+  algorithm?: OtpAlgorithm;
+}
+
+function readOtp(o: RawOtp, file: string, readFile: (f: string) => string): OtpSpec {
+  if ((o.secret === undefined) === (o.secret_file === undefined)) throw new Error('give one of secret and secret_file');
+  const secret = o.secret ?? readFile(path.resolve(path.dirname(file), o.secret_file!)).split('\n')[0];
+  return makeOtpSpec(secret, o.ports, o.length, o.step === undefined ? 30_000 : parseDuration(o.step), o.algorithm);
+}
+
+/** What is wrong with a one-time sequences file, as config errors. */
+function checkOneTimeFile(f: string, readFile: (f: string) => string): string[] {
+  let contents;
+  try {
+    contents = parseOneTimeFile(Buffer.from(readFile(f)));
+  } catch (err) {
+    return [(err as Error).message];
+  }
+  const out = contents.bad.map((b) => `${f}:${b.line}: ${b.message}`);
+  if (contents.unused.length === 0) out.push(`${f} has no unused sequence left (knockd would not start either)`);
+  return out;
 }
 
 /** Validates config text; `file` is only used in messages and to resolve secret_file. */
@@ -314,7 +345,19 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         fleet: d.fleet === true,
         ...(d.interfaces !== undefined && { interfaces: d.interfaces as string[] }),
       };
-      if (!door.sequence && !door.secret && secretKeys.length === 0 && d.keys === undefined && d.keys_file === undefined) {
+      const sequenceKeys = ['sequence', 'otp', 'one_time_sequences'].filter((k) => d[k] !== undefined);
+      if (sequenceKeys.length > 1) problem(at(sequenceKeys[1]), `give only one of ${sequenceKeys.join(' and ')}`);
+      else if (d.otp !== undefined) door.otp = attempt(at('otp'), null, () => readOtp(d.otp as RawOtp, file, readFile));
+      else if (d.one_time_sequences !== undefined) {
+        door.oneTimeSequences = path.resolve(path.dirname(file), d.one_time_sequences as string);
+        for (const m of checkOneTimeFile(door.oneTimeSequences, readFile)) problem(at('one_time_sequences'), m);
+      }
+      if (Array.isArray(d.open6) && d.open6.length === 0) (door.nothing6 ??= { open: false, close: false }).open = true;
+      /* nothing opened for IPv6 has nothing to close either, unless close6 says otherwise */
+      if ((Array.isArray(d.close6) && d.close6.length === 0) || (door.nothing6?.open && d.close6 === undefined)) {
+        (door.nothing6 ??= { open: false, close: false }).close = true;
+      }
+      if (!door.sequence && !door.secret && secretKeys.length === 0 && sequenceKeys.length === 0 && d.keys === undefined && d.keys_file === undefined) {
         problem(['doors', name], 'the door has no sequence, no secret and no keys: nothing can open it', true);
       }
       for (const k of ['grant_prefix4', 'grant_prefix6']) {
@@ -326,7 +369,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         else if (d.fleet === true && d[k] !== (k === 'grant_prefix4' ? 32 : 128)) problem(at(k), 'prefix grants cannot be shared with the fleet: one or the other');
       }
       if (d.nat !== undefined && d.keys === undefined && d.keys_file === undefined) {
-        problem(at('nat'), 'nat is for Tumbler v2 knocks: the door has no keys')
+        problem(at('nat'), 'nat is for Tumbler v2 knocks: the door has no keys');
       }
       if (door.open.length === 0 && door.allow.length === 0 && d.open === undefined) {
         problem(['doors', name], 'the door does nothing: give it open: commands or allow: ports', true);
@@ -377,16 +420,23 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     : null;
   const windowMs =
     data.tumbler?.window === undefined ? DEFAULT_WINDOW_MS : attempt(['tumbler', 'window'], DEFAULT_WINDOW_MS, () => parseDuration(data.tumbler!.window));
-  const listenSpec: string[] = data.tumbler?.listen ?? (anySecret ? [`0.0.0.0:${DEFAULT_TUMBLER_PORT}`] : []);
+  /* both families: a dual-stack client knocks with the address it has, often IPv6 */
+  const listenSpec: string[] = data.tumbler?.listen ?? (anySecret ? [`0.0.0.0:${DEFAULT_TUMBLER_PORT}`, `[::]:${DEFAULT_TUMBLER_PORT}`] : []);
   const listen = listenSpec.map((l, i) =>
     attempt(['tumbler', 'listen', i], { host: '', port: 0 }, () => parseListen(l)),
   );
   if (anySecret && listen.length === 0) {
     problem(['tumbler', 'listen'], 'doors have secrets or keys but tumbler listens nowhere');
   }
-  const withSequence = doors.filter((d) => d.sequence).map((d) => d.name);
+  const metricsListen = data.metrics
+    ? attempt<MetricsListen | null>(['metrics', 'listen'], null, () =>
+        data.metrics!.listen.startsWith('/') ? { path: data.metrics!.listen } : parseListen(data.metrics!.listen),
+      )
+    : null;
+  const withSequence = doors.filter((d) => d.sequence || d.otp || d.oneTimeSequences);
   if (withSequence.length > 0 && sources.length === 0) {
-    problem(['doors', withSequence[0], 'sequence'], 'doors have knock sequences but no log source is configured (sources:)');
+    const d = withSequence[0];
+    problem(['doors', d.name, d.otp ? 'otp' : d.oneTimeSequences ? 'one_time_sequences' : 'sequence'], 'doors have knock sequences but no log source is configured (sources:)');
   }
 
   const fleet = data.fleet ? parseFleet(data.fleet, file, readFile, (p, message) => problem(p, message)) : null;
@@ -410,6 +460,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       keyFile: keyFileSetting,
       gatewayKey,
     },
+    metrics: metricsListen ? { listen: metricsListen } : null,
     fleet,
     doors,
   };
@@ -422,11 +473,23 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
  */
 export function loadConfigFile(file: string, options: LoadOptions = {}): TumblerdConfig {
   let text: string;
+  let legacy: ConvertedLegacy | null = null;
   try {
     text = fs.readFileSync(file, 'utf8');
-    if (detectLegacy(text)) text = convertLegacy(text, file);
+    if (detectLegacy(text)) {
+      legacy = convertLegacyMapped(text, file);
+      text = legacy.yaml;
+    }
   } catch (err) {
+    if (err instanceof LegacyError) throw new ConfigError(err.problems.map((p) => ({ file, column: 1, ...p })));
     throw new ConfigError([{ file, line: 0, column: 0, key: '', message: (err as Error).message }]);
   }
-  return parseConfig(text, file, options);
+  try {
+    return parseConfig(text, file, options);
+  } catch (err) {
+    if (!legacy || !(err instanceof ConfigError)) throw err;
+    /* point at the legacy file's lines, not at the YAML it was converted to */
+    const conv = legacy;
+    throw new ConfigError(err.problems.map((p) => ({ ...p, column: 1, ...(conv.origin(p.key) ?? { line: 1, key: p.key }) })));
+  }
 }

@@ -10,6 +10,9 @@ export type SourceConfig =
   | { kind: 'kmsg'; path: string; prefixes: string[] }
   | { kind: 'journald'; prefixes: string[] };
 
+/** Where the Prometheus endpoint listens: TCP, or a Unix socket. */
+export type MetricsListen = ListenAddress | { path: string };
+
 export interface TumblerdConfig {
   /** The file it was read from, for messages. */
   file: string;
@@ -34,6 +37,8 @@ export interface TumblerdConfig {
     /** Tumbler v2: the gateway's X25519 private key (base64), read when a door has keys. */
     gatewayKey: string | null;
   };
+  /** null: no metrics endpoint. */
+  metrics: { listen: MetricsListen } | null;
   /** Shared replay and grants with other gateways through Redis; null when alone. */
   fleet: FleetConfig | null;
   doors: DoorConfig[];
