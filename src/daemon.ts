@@ -50,6 +50,7 @@ import { prepareStateDir } from './util/trustedDir';
 import { lockStateDir } from './util/instanceLock';
 import { TumblerV1Verifier } from './tumbler/v1Verifier';
 import { KnockVerifier } from './tumbler/verifier';
+import { TumblerV2State, TumblerV2Verifier } from './tumbler/v2/verifier';
 
 export interface DaemonOptions {
   configFile: string;
@@ -74,11 +75,36 @@ export interface ReloadResult {
 
 const STATS_EVERY_MS = 60_000;
 
-/** One verifier per protocol version the config has doors for. */
-export function verifiersOf(config: TumblerdConfig): KnockVerifier[] {
+/**
+ * One verifier per protocol version the config has doors for. `v2State` is what a v2 verifier
+ * keeps across reloads (rate limits, the replay pre-check).
+ */
+export function verifiersOf(config: TumblerdConfig, v2State?: TumblerV2State): KnockVerifier[] {
   const doors = config.doors.flatMap((d) => (d.secret ? [{ name: d.name, secret: d.secret }] : []));
-  return [new TumblerV1Verifier(doors, config.tumbler.skewMinutes)];
+  const verifiers: KnockVerifier[] = [new TumblerV1Verifier(doors, config.tumbler.skewMinutes)];
+  const v2Doors = config.doors.filter((d) => d.keys?.length);
+  if (config.tumbler.gatewayKey && v2Doors.length > 0) {
+    verifiers.push(
+      new TumblerV2Verifier(
+        {
+          privateKey: Buffer.from(config.tumbler.gatewayKey, 'base64'),
+          gateway: config.tumbler.gateway,
+          windowMs: config.tumbler.windowMs,
+          doors: v2Doors.map((d) => ({
+            name: d.name,
+            nat: d.nat ?? 'auto',
+            users: new Map(d.keys!.map((k) => [k.key, k.user])),
+            ...(d.grantPrefix ? { grantPrefix: d.grantPrefix } : {}),
+          })),
+        },
+        v2State,
+      ),
+    );
+  }
+  return verifiers;
 }
+
+const keyFilesOf = (config: TumblerdConfig): string[] => [...new Set(config.doors.flatMap((d) => d.keysFiles ?? []))];
 
 export class Daemon {
   readonly log: winston.Logger;
@@ -98,6 +124,7 @@ export class Daemon {
   private readonly metrics: Metrics;
   private readonly hostFilter: HostFilter;
   private readonly listener: TumblerListener;
+  private readonly v2State = new TumblerV2State();
   private readonly fleet: Fleet | null;
   private sources: LineSource[] = [];
   private control: { close(): void } | null = null;
@@ -136,7 +163,7 @@ export class Daemon {
     this.hostFilter = new HostFilter(interfaceSet(config.interfaces), options.readHostView);
     /* with a fleet, knocks are claimed in the group's store and grants on fleet doors published */
     this.fleet = config.fleet && new Fleet(config.fleet, config.doors, this.dispatcher, this.log, this.metrics);
-    this.listener = new TumblerListener(verifiersOf(config), this.fleet?.replayStore(this.replay) ?? this.replay, {
+    this.listener = new TumblerListener(verifiersOf(config, this.v2State), this.fleet?.replayStore(this.replay) ?? this.replay, {
       grant: (g) => void this.admit(g),
       info: (m, meta) => this.log.info(m, meta),
       warn: (m, meta) => this.log.warn(m, meta),
@@ -174,7 +201,11 @@ export class Daemon {
       if (r.status !== 'ok') this.log.warn(formatResult(r));
     }
     if (this.options.watchConfig !== false) {
-      this.watcher = chokidar.watch(this.options.configFile, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 200 } });
+      /* key files too: removing a user's line revokes them without anyone touching the config */
+      this.watcher = chokidar.watch([this.options.configFile, ...keyFilesOf(config)], {
+        ignoreInitial: true,
+        awaitWriteFinish: { stabilityThreshold: 200 },
+      });
       this.watcher.on('change', () => void this.reload('file changed'));
       this.watcher.on('add', () => void this.reload('file replaced'));
     }
@@ -210,7 +241,9 @@ export class Daemon {
     this.hostFilter.setOnly(interfaceSet(next.interfaces));
     this.dispatcher.reconfigure(next.doors);
     this.fleet?.reconfigure(next.doors);
-    this.listener.setVerifiers(verifiersOf(next));
+    this.listener.setVerifiers(verifiersOf(next, this.v2State));
+    await this.revokeRemovedUsers(next);
+    this.watchKeyFiles(next);
     if (JSON.stringify(next.sources) !== JSON.stringify(before.sources)) {
       for (const s of this.sources) s.stop();
       this.startSources(next.sources);
@@ -275,6 +308,24 @@ export class Daemon {
     this.log.info('tumblerd stopped');
   }
 
+  private watchKeyFiles(config: TumblerdConfig): void {
+    this.watcher?.add(keyFilesOf(config));
+  }
+
+  /**
+   * A v2 door stays open only for users the new config still lets in: a user whose key lines
+   * are gone from a door has that door closed now, not when close_after runs out.
+   */
+  private async revokeRemovedUsers(config: TumblerdConfig): Promise<void> {
+    const allowed = new Map(config.doors.map((d) => [d.name, new Set((d.keys ?? []).map((k) => k.user))]));
+    await Promise.all(
+      this.dispatcher
+        .list()
+        .filter((o) => o.via === 'tumbler2' && o.user !== null && !allowed.get(o.door)?.has(o.user))
+        .map((o) => this.dispatcher.closeDoor(o.door, o.src, `user ${o.user} no longer has a key on this door`)),
+    );
+  }
+
   private onCompletion(c: Completion): void {
     this.log.info('knock sequence completed', { door: c.door, src: c.src, seconds: (c.time - c.startedAt) / 1000 });
     this.metrics.inc('tumbler_knocks_total', { protocol: 'sequence', result: 'completed' });
@@ -317,7 +368,14 @@ export class Daemon {
     const bad = counts.malformed + counts.overlong;
     if (bad !== this.lastMalformed) this.log.warn('malformed netfilter lines skipped', { new: bad - this.lastMalformed, total: bad });
     this.lastMalformed = bad;
-    if (this.log.isDebugEnabled()) this.log.debug('counters', { ...counts, ...this.tracker.stats(), ...this.listener.counts });
+    if (this.log.isDebugEnabled()) {
+      this.log.debug('counters', {
+        ...counts,
+        ...this.tracker.stats(),
+        ...this.listener.counts,
+        tumbler2: JSON.stringify({ ...this.v2State.counts, ...this.v2State.sizes }),
+      });
+    }
   }
 
   /* Lines are counted in the pipelines (a plain increment on the hot path) and handed to the metrics at each scrape. */

@@ -2,6 +2,7 @@
 /** tumblerd: the daemon, and the commands a sysadmin runs around it. */
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { otpUri, otpauthUri } from '../knock/otp';
 import { Command, Option } from 'commander';
 import { convertLegacy } from '../config/legacy';
@@ -17,6 +18,8 @@ import type { FleetStatus } from '../fleet/fleet';
 import { writeNewFleetKey } from '../fleet/key';
 import { formatResult, runPreflight } from '../preflight/preflight';
 import { PREFLIGHT_CHECKS } from '../preflight/securityChecks';
+import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
+import { GATEWAY_KEY_FILE, formatGatewayKey, parseRawKey, randomKey, x25519PublicRaw } from '../tumbler/v2/keys';
 
 export const DEFAULT_CONFIG = '/etc/tumblerd.yaml';
 
@@ -33,16 +36,44 @@ function loadOrExit(file: string): TumblerdConfig {
   }
 }
 
+/** Where the gateway key is: the config's tumbler.key_file, else state_dir/gateway.key, read leniently like stateDirOf. */
+function gatewayKeyFileOf(file: string): string {
+  let keyFile: unknown;
+  try {
+    keyFile = (YAML.parse(fs.readFileSync(file, 'utf8')) as { tumbler?: { key_file?: unknown } } | null)?.tumbler?.key_file;
+  } catch {
+    /* no config, or not YAML: the default place */
+  }
+  return typeof keyFile === 'string' ? path.resolve(path.dirname(file), keyFile) : path.join(stateDirOf(file, true), GATEWAY_KEY_FILE);
+}
+
+/** What a client needs: the public key, and a URL per v2 door (or one to fill in). */
+function printGatewayKey(configFile: string, keyFile: string): void {
+  const pub = formatGatewayKey(x25519PublicRaw(parseRawKey(fs.readFileSync(keyFile, 'utf8'), keyFile)));
+  let doors = ['DOOR'];
+  let port = DEFAULT_TUMBLER_PORT;
+  try {
+    const c = loadConfigFile(configFile);
+    const v2 = c.doors.filter((d) => d.keys?.length).map((d) => d.name);
+    if (v2.length) doors = v2;
+    if (c.tumbler.listen.length) port = c.tumbler.listen[0].port;
+  } catch {
+    /* keygen comes before the config is complete: a URL to fill in */
+  }
+  process.stdout.write(`gateway public key: ${pub}\n`);
+  for (const d of doors) process.stdout.write(`client URL: tumbler2://${os.hostname()}${port === DEFAULT_TUMBLER_PORT ? '' : `:${port}`}/${d}?key=${pub}\n`);
+}
+
 /**
  * Where the running daemon keeps its socket. A config that no longer validates (being edited,
  * say) still names it: status and revoke must work exactly when something is wrong.
  */
-function stateDirOf(file: string): string {
+function stateDirOf(file: string, quiet = false): string {
   try {
     return loadConfigFile(file).stateDir;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`tumblerd: warning: ${file} does not validate; using its state_dir anyway\n`);
+    if (!quiet) process.stderr.write(`tumblerd: warning: ${file} does not validate; using its state_dir anyway\n`);
     try {
       const raw = YAML.parse(fs.readFileSync(file, 'utf8'));
       if (typeof raw?.state_dir === 'string') return raw.state_dir;
@@ -56,8 +87,11 @@ function stateDirOf(file: string): string {
 function summary(c: TumblerdConfig): string {
   const seq = c.doors.filter((d) => d.sequence || d.otp || d.oneTimeSequences).length;
   const sec = c.doors.filter((d) => d.secret).length;
+  const keys = c.doors.filter((d) => d.keys?.length).length;
+  const users = new Set(c.doors.flatMap((d) => (d.keys ?? []).map((k) => k.user))).size;
   return (
-    `${c.file}: OK: ${c.doors.length} door(s) (${seq} with a knock sequence, ${sec} with a Tumbler secret), ` +
+    `${c.file}: OK: ${c.doors.length} door(s) (${seq} with a knock sequence, ${sec} with a Tumbler secret, ` +
+    `${keys} with Tumbler v2 keys of ${users} user(s)), ` +
     `${c.sources.length} log source(s), Tumbler on ${c.tumbler.listen.map((l) => `${l.host}:${l.port}`).join(' ') || 'nothing'}`
   );
 }
@@ -199,7 +233,7 @@ program
     if (doors.length === 0) process.stdout.write('no door is open\n');
     for (const d of doors) {
       process.stdout.write(
-        `${d.door}  ${d.src}  via ${d.via}  opened ${new Date(d.openedAt).toISOString()}  ` +
+        `${d.door}  ${d.src}  via ${d.via}${d.user ? `  user ${d.user}` : ''}  opened ${new Date(d.openedAt).toISOString()}  ` +
           `closes ${d.closesAt === null ? 'never' : new Date(d.closesAt).toISOString()}` +
           (d.closeFailingSince ? `  CLOSE FAILING since ${new Date(d.closeFailingSince).toISOString()}: ${d.lastCloseError}` : '') +
           '\n',
@@ -209,11 +243,40 @@ program
 
 program
   .command('keygen')
-  .description('write a new random key to a file only its owner can read')
-  .requiredOption('--fleet <file>', 'the fleet key (fleet.key_file): copy the same file to every gateway of the group')
-  .action((opts: { fleet: string }) => {
-    writeNewFleetKey(opts.fleet);
-    process.stdout.write(`wrote a new fleet key to ${opts.fleet} (mode 0600)\n`);
+  .description('make a key: without --fleet, the Tumbler v2 gateway key (state_dir/gateway.key, 0600) unless it exists, and print its public key and client URLs')
+  .option('-c, --config <file>', 'config file (YAML), for state_dir and tumbler.key_file', DEFAULT_CONFIG)
+  .option('--fleet <file>', 'write a new fleet key (fleet.key_file) instead: copy the same file to every gateway of the group')
+  .action((opts: { config: string; fleet?: string }) => {
+    if (opts.fleet) {
+      writeNewFleetKey(opts.fleet);
+      process.stdout.write(`wrote a new fleet key to ${opts.fleet} (mode 0600)\n`);
+      return;
+    }
+    const keyFile = gatewayKeyFileOf(opts.config);
+    fs.mkdirSync(path.dirname(keyFile), { recursive: true, mode: 0o700 });
+    try {
+      const fd = fs.openSync(keyFile, 'wx', 0o600);
+      fs.writeSync(fd, randomKey().toString('base64') + '\n');
+      fs.closeSync(fd);
+      process.stderr.write(`tumblerd: wrote ${keyFile}\n`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      process.stderr.write(`tumblerd: ${keyFile} exists: kept\n`);
+    }
+    printGatewayKey(opts.config, keyFile);
+  });
+
+program
+  .command('pubkey')
+  .description('print the gateway\'s Tumbler v2 public key and client URLs')
+  .option('-c, --config <file>', 'config file (YAML), for state_dir and tumbler.key_file', DEFAULT_CONFIG)
+  .action((opts: { config: string }) => {
+    const keyFile = gatewayKeyFileOf(opts.config);
+    if (!fs.existsSync(keyFile)) {
+      process.stderr.write(`tumblerd: no gateway key at ${keyFile}: run tumblerd keygen\n`);
+      process.exit(1);
+    }
+    printGatewayKey(opts.config, keyFile);
   });
 
 program

@@ -14,10 +14,11 @@ import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
 import { parseDuration } from './duration';
 import { isKnownTimeZone } from '../netfilter/zoneTime';
 import { ConvertedLegacy, LegacyError, convertLegacyMapped, detectLegacy } from './legacy';
-import type { AllowRule, CommandTemplate, DoorConfig, OtpAlgorithm, OtpSpec } from '../model/door';
+import type { AllowRule, CommandTemplate, DoorConfig, NatMode, OtpAlgorithm, OtpSpec, UserKeyConfig } from '../model/door';
 import type { ListenAddress } from '../model/address';
 import { makeOtpSpec } from '../knock/otp';
 import { parseOneTimeFile } from '../knock/oneTime';
+import { DEFAULT_WINDOW_MS, GATEWAY_KEY_FILE, parseKeyLines, parseRawKey } from '../tumbler/v2/keys';
 import { MetricsListen, SourceConfig, TumblerdConfig } from './types';
 import { MAX_CLOSE_AFTER_MS, MAX_COMMAND_TIMEOUT_MS } from '../doors/stateStore';
 import { RawFleet, parseFleet } from '../fleet/config';
@@ -63,7 +64,7 @@ interface RawConfig {
   keep_open_on_exit?: boolean;
   interfaces?: string[];
   sources?: Record<string, unknown>[];
-  tumbler?: { listen?: string[]; skew_minutes?: number };
+  tumbler?: { listen?: string[]; skew_minutes?: number; window?: unknown; gateway?: string; key_file?: string };
   metrics?: { listen: string };
   fleet?: RawFleet;
   doors: Record<string, Record<string, unknown>>;
@@ -271,6 +272,33 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   });
 
   const secretOwner = new Map<string, string>();
+  /* one key, one user: the same key under two names would make the log lie about who knocked */
+  const keyOwner = new Map<string, string>();
+  const doorKeys = (at: (key: string) => PathPart[], d: Record<string, unknown>): { keys: UserKeyConfig[]; files: string[] } => {
+    const keys: UserKeyConfig[] = [];
+    /* `where` names a file or a block: a one-line list item needs no line number */
+    const add = (p: PathPart[], text: string, where: string | null) => {
+      const parsed = parseKeyLines(text);
+      for (const e of parsed.errors) problem(p, where === null ? e.message : `${where}line ${e.line}: ${e.message}`);
+      for (const k of parsed.keys) {
+        const key = k.key.toString('base64');
+        const owner = keyOwner.get(key);
+        if (owner !== undefined && owner !== k.comment) problem(p, `${where ?? ''}the key of "${k.comment}" is also listed as "${owner}"`);
+        keyOwner.set(key, k.comment);
+        if (!keys.some((x) => x.key === key)) keys.push({ user: k.comment, key });
+      }
+    };
+    const inline = d.keys as string | string[] | undefined;
+    if (typeof inline === 'string') add(at('keys'), inline, '');
+    else (inline ?? []).forEach((line, i) => add([...at('keys'), i], line, null));
+    const files = asList(d.keys_file as string | string[] | undefined).map((f) => path.resolve(path.dirname(file), f));
+    files.forEach((f, i) => {
+      const p = Array.isArray(d.keys_file) ? [...at('keys_file'), i] : at('keys_file');
+      const text = attempt(p, null, () => readFile(f));
+      if (text !== null) add(p, text, `${f}: `);
+    });
+    return { keys, files };
+  };
   const doors: DoorConfig[] = Object.entries(data.doors).map(
     ([name, d]) => {
       const at = (key: string): PathPart[] => ['doors', name, key];
@@ -298,6 +326,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         if (other) problem(at(secretKeys[0]), `door "${other}" has the same secret: a knock could not tell them apart`);
         else secretOwner.set(secret, name);
       }
+      const v2 = doorKeys(at, d);
       const door: DoorConfig = {
         name,
         sequence,
@@ -320,6 +349,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         allow: ((d.allow as string[] | undefined) ?? []).map((a, i) =>
           attempt([...at('allow'), i], { proto: 'tcp' as const, port: 0 }, () => parseAllow(a)),
         ),
+        keys: v2.keys,
+        keysFiles: v2.files,
+        nat: (d.nat as NatMode | undefined) ?? 'auto',
+        grantPrefix: { 4: (d.grant_prefix4 as number | undefined) ?? 32, 6: (d.grant_prefix6 as number | undefined) ?? 128 },
         ...(d.max_open !== undefined ? { maxOpen: d.max_open as number } : {}),
         secretFile,
         fleet: d.fleet === true,
@@ -337,8 +370,19 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       if ((Array.isArray(d.close6) && d.close6.length === 0) || (door.nothing6?.open && d.close6 === undefined)) {
         (door.nothing6 ??= { open: false, close: false }).close = true;
       }
-      if (!door.sequence && !door.secret && secretKeys.length === 0 && sequenceKeys.length === 0) {
-        problem(['doors', name], 'the door has no sequence and no secret: nothing can open it', true);
+      if (!door.sequence && !door.secret && secretKeys.length === 0 && sequenceKeys.length === 0 && d.keys === undefined && d.keys_file === undefined) {
+        problem(['doors', name], 'the door has no sequence, no secret and no keys: nothing can open it', true);
+      }
+      for (const k of ['grant_prefix4', 'grant_prefix6']) {
+        if (d[k] === undefined) continue;
+        if (d.keys === undefined && d.keys_file === undefined) problem(at(k), `${k} is for Tumbler v2 knocks: the door has no keys`);
+        /* the allow: backends keep single addresses (ipset hash:ip,port; nftables address sets) */
+        else if (d.allow !== undefined && d[k] !== (k === 'grant_prefix4' ? 32 : 128)) problem(at(k), 'prefix grants need open/close commands: allow: opens single addresses');
+        /* a fleet grant carries one address to the other gateways */
+        else if (d.fleet === true && d[k] !== (k === 'grant_prefix4' ? 32 : 128)) problem(at(k), 'prefix grants cannot be shared with the fleet: one or the other');
+      }
+      if (d.nat !== undefined && d.keys === undefined && d.keys_file === undefined) {
+        problem(at('nat'), 'nat is for Tumbler v2 knocks: the door has no keys');
       }
       if (door.open.length === 0 && door.allow.length === 0 && d.open === undefined) {
         problem(['doors', name], 'the door does nothing: give it open: commands or allow: ports', true);
@@ -370,14 +414,32 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     },
   );
 
-  const anySecret = doors.some((d) => d.secret);
+  const anyKeys = Object.values(data.doors).some((d) => d.keys !== undefined || d.keys_file !== undefined);
+  const anySecret = doors.some((d) => d.secret) || anyKeys;
+  const stateDir = data.state_dir ?? DEFAULT_STATE_DIR;
+  const keyFileSetting = data.tumbler?.key_file ? path.resolve(path.dirname(file), data.tumbler.key_file) : null;
+  const keyFile = keyFileSetting ?? path.join(stateDir, GATEWAY_KEY_FILE);
+  /* read only for doors that need it: a config without v2 doors works without a gateway key */
+  const gatewayKey = anyKeys
+    ? attempt(['tumbler', 'key_file'], null, () => {
+        let text: string;
+        try {
+          text = readFile(keyFile);
+        } catch (err) {
+          throw new Error(`cannot read the gateway key ${keyFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): run tumblerd keygen`);
+        }
+        return parseRawKey(text, keyFile).toString('base64');
+      })
+    : null;
+  const windowMs =
+    data.tumbler?.window === undefined ? DEFAULT_WINDOW_MS : attempt(['tumbler', 'window'], DEFAULT_WINDOW_MS, () => parseDuration(data.tumbler!.window));
   /* both families: a dual-stack client knocks with the address it has, often IPv6 */
   const listenSpec: string[] = data.tumbler?.listen ?? (anySecret ? [`0.0.0.0:${DEFAULT_TUMBLER_PORT}`, `[::]:${DEFAULT_TUMBLER_PORT}`] : []);
   const listen = listenSpec.map((l, i) =>
     attempt(['tumbler', 'listen', i], { host: '', port: 0 }, () => parseListen(l)),
   );
   if (anySecret && listen.length === 0) {
-    problem(['tumbler', 'listen'], 'doors have secrets but tumbler listens nowhere');
+    problem(['tumbler', 'listen'], 'doors have secrets or keys but tumbler listens nowhere');
   }
   const metricsListen = data.metrics
     ? attempt<MetricsListen | null>(['metrics', 'listen'], null, () =>
@@ -396,14 +458,21 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   return {
     file,
     log: { level: data.log?.level ?? 'info', file: data.log?.file ?? null, format: data.log?.format ?? 'text' },
-    stateDir: data.state_dir ?? DEFAULT_STATE_DIR,
+    stateDir,
     maxSources: data.max_sources ?? 100_000,
     firewall: data.firewall ?? null,
     nftables: { table: data.nftables?.table ?? 'inet filter', chain: data.nftables?.chain ?? 'input' },
     keepOpenOnExit: data.keep_open_on_exit ?? false,
     ...(data.interfaces !== undefined && { interfaces: data.interfaces }),
     sources,
-    tumbler: { listen, skewMinutes: data.tumbler?.skew_minutes ?? 1 },
+    tumbler: {
+      listen,
+      skewMinutes: data.tumbler?.skew_minutes ?? 1,
+      windowMs,
+      gateway: data.tumbler?.gateway ?? null,
+      keyFile: keyFileSetting,
+      gatewayKey,
+    },
     metrics: metricsListen ? { listen: metricsListen } : null,
     fleet,
     doors,

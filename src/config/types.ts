@@ -25,7 +25,18 @@ export interface TumblerdConfig {
   /** Classic knocks count only on these interfaces; absent: any of the namespace's. */
   interfaces?: string[];
   sources: SourceConfig[];
-  tumbler: { listen: ListenAddress[]; skewMinutes: number };
+  tumbler: {
+    listen: ListenAddress[];
+    skewMinutes: number;
+    /** Tumbler v2: how far a knock's time may be from ours, either way. */
+    windowMs: number;
+    /** Tumbler v2: this gateway's name in a fleet sharing one key, or null. */
+    gateway: string | null;
+    /** tumbler.key_file if given; else the key is state_dir/gateway.key. */
+    keyFile: string | null;
+    /** Tumbler v2: the gateway's X25519 private key (base64), read when a door has keys. */
+    gatewayKey: string | null;
+  };
   /** null: no metrics endpoint. */
   metrics: { listen: MetricsListen } | null;
   /** Shared replay and grants with other gateways through Redis; null when alone. */

@@ -3,7 +3,7 @@
  * respected), then run with execFile, never by a shell. Macros are replaced inside words after
  * splitting, so whatever an address or a name contains can never become a second word.
  */
-import { isCanonicalSource } from '../model/address';
+import { isCanonicalTarget } from '../model/address';
 import type { CommandTemplate } from '../model/door';
 
 /* Characters a shell would act on: here they would be passed on literally, which is never what
@@ -74,7 +74,7 @@ export interface MacroValues {
 
 /** argv with %IP% and %NAME% replaced. The address must already be canonical. */
 export function expandCommand(template: CommandTemplate, values: MacroValues): string[] {
-  if (!isCanonicalSource(values.ip)) throw new Error(`refusing to run a command for "${values.ip}": not an address`);
+  if (!isCanonicalTarget(values.ip)) throw new Error(`refusing to run a command for "${values.ip}": not an address`);
   return template.map((w) => w.split('%IP%').join(values.ip).split('%NAME%').join(values.name));
 }
 

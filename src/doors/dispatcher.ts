@@ -16,7 +16,7 @@
  */
 import { AllowRule, DoorConfig } from '../model/door';
 import { FirewallBackend } from '../firewall/backend';
-import { Family, isCanonicalSource } from '../model/address';
+import { Family, isCanonicalTarget } from '../model/address';
 import type { Grant, KnockVia } from '../model/grant';
 import { expandCommand } from './commandTemplate';
 import { Metrics, NO_METRICS } from '../metrics/metrics';
@@ -167,8 +167,10 @@ export class DoorDispatcher {
   }
 
   /** Opens the granted door; resolves once its firewall entries and open commands are in place (or it was refused). */
-  openDoor(grant: Grant): Promise<void> {
-    if (!isCanonicalSource(grant.src)) {
+  openDoor(granted: Grant): Promise<void> {
+    /* a prefix grant opens for the whole network: from here on its target is NETWORK/LEN (%IP% too) */
+    const grant = granted.prefix === undefined ? granted : { ...granted, src: `${granted.src}/${granted.prefix}` };
+    if (!isCanonicalTarget(grant.src)) {
       this.log.error('refusing to open a door for something that is not an address', { door: grant.door, src: grant.src });
       return Promise.resolve();
     }
@@ -402,7 +404,7 @@ export class DoorDispatcher {
       await this.persist().catch((err: Error) =>
         this.log.warn('door closed, but the record still says open: the next start closes it again', { door: entry.door, src: entry.src, error: err.message }),
       );
-      this.log.info('door closed', { door: entry.door, src: entry.src, reason });
+      this.log.info('door closed', { door: entry.door, src: entry.src, ...(entry.user ? { user: entry.user } : {}), reason });
       this.metrics.inc('tumbler_door_closes_total', { door: entry.door });
       return { found: true, closed: true };
     }
@@ -414,7 +416,7 @@ export class DoorDispatcher {
     await this.persist().catch(() => undefined);
     if (opts.retry && !this.stopping) {
       const delay = Math.min(1000 * 2 ** (entry.failedCloses - 1), MAX_RETRY_MS);
-      this.log.warn('door not closed: retrying', { door: entry.door, src: entry.src, inSeconds: delay / 1000 });
+      this.log.warn('door not closed: retrying', { door: entry.door, src: entry.src, ...(entry.user ? { user: entry.user } : {}), inSeconds: delay / 1000 });
       entry.timer = setTimeout(() => {
         entry.timer = null;
         void this.inLane(key, async () => {

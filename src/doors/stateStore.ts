@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { canonicalSource } from '../model/address';
+import { canonicalSource, isCanonicalTarget } from '../model/address';
 import { writeFileAtomicAsync } from '../util/atomicFile';
 import { SavedDoor } from './dispatcher';
 
@@ -52,8 +52,9 @@ const inRange = (v: unknown, min: number, max: number): v is number => typeof v 
 export function validateSavedDoor(o: unknown, now: number, repairs: (what: string) => void): SavedDoor | string {
   if (!isRecord(o)) return 'not an object';
   if (typeof o.door !== 'string' || !DOOR_NAME.test(o.door)) return 'door is not a door name';
-  const src = typeof o.src === 'string' ? canonicalSource(o.src) : null;
-  if (!src || src.address !== o.src) return 'src is not a canonical address';
+  /* an address, or the NETWORK/LEN of a Tumbler v2 prefix grant */
+  const src = typeof o.src === 'string' && isCanonicalTarget(o.src) ? canonicalSource(o.src.split('/')[0]) : null;
+  if (!src) return 'src is not a canonical address';
   if (o.family !== src.family) return `family does not match ${o.src}`;
   if (!Array.isArray(o.close) || o.close.length > MAX_COMMANDS) return 'close is not a list of commands';
   for (const c of o.close) {
@@ -65,7 +66,7 @@ export function validateSavedDoor(o: unknown, now: number, repairs: (what: strin
       return 'allow holds a rule that is not tcp/udp and a port from 1 to 65535';
     }
   }
-  if (o.via !== 'sequence' && o.via !== 'tumbler') return 'via is neither sequence nor tumbler';
+  if (o.via !== 'sequence' && o.via !== 'tumbler' && o.via !== 'tumbler2') return 'via is not sequence, tumbler or tumbler2';
   if (!(o.user === undefined || o.user === null || (isWord(o.user) && o.user.length <= 256))) return 'user is not a name';
   /* the door can be closed: from here on, a bad number is put right instead of losing the door */
   let openedAt = o.openedAt;
@@ -91,7 +92,7 @@ export function validateSavedDoor(o: unknown, now: number, repairs: (what: strin
   const failingSince = inRange(o.closeFailingSince, 0, now + DAY_MS) ? o.closeFailingSince : null;
   return {
     door: o.door,
-    src: src.address,
+    src: o.src as string,
     family: src.family,
     via: o.via,
     user: (o.user as string | null | undefined) ?? null,

@@ -88,7 +88,7 @@ function decode(text: string): FleetGrant | null {
   if (typeof group !== 'string' || !NAME.test(group) || typeof sender !== 'string' || !NAME.test(sender)) return null;
   if (typeof id !== 'string' || !/^[0-9a-f]{32}$/.test(id) || typeof door !== 'string' || !NAME.test(door)) return null;
   if (typeof src !== 'string' || !isCanonicalSource(src) || canonicalSource(src)?.family !== family) return null;
-  if (via !== 'sequence' && via !== 'tumbler') return null;
+  if (via !== 'sequence' && via !== 'tumbler' && via !== 'tumbler2') return null;
   if (user !== null && (typeof user !== 'string' || user.length > 128)) return null;
   if (!Number.isSafeInteger(at) || !Number.isSafeInteger(until) || (until as number) <= (at as number)) return null;
   if ((until as number) - (at as number) > MAX_GRANT_MS) return null;

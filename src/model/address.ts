@@ -111,6 +111,36 @@ export function isCanonicalSource(text: string): boolean {
   return c !== null && c.address === text;
 }
 
+/** The 4 or 16 bytes of a canonical address, most significant first. */
+export function addressOctets(address: string, family: Family): number[] {
+  return family === 4 ? address.split('.').map(Number) : (parseIPv6Groups(address) ?? []).flatMap((g) => [g >> 8, g & 0xff]);
+}
+
+/** The network address of `address`/`prefix` (host bits cleared), canonical. */
+export function networkOf(address: string, family: Family, prefix: number): string {
+  const masked = addressOctets(address, family).map((b, i) => {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8));
+    return b & (0xff << (8 - keep)) & 0xff;
+  });
+  if (family === 4) return masked.join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((masked[i] << 8) | masked[i + 1]).toString(16));
+  return canonicalIPv6(groups.join(':'))!;
+}
+
+/**
+ * What a door may be opened for: a canonical source address, or a canonical network prefix
+ * `NETWORK/LEN` (host bits zero, LEN shorter than the address) that a Tumbler v2 door grants.
+ */
+export function isCanonicalTarget(text: string): boolean {
+  if (isCanonicalSource(text)) return true;
+  const m = /^([^/]+)\/([1-9][0-9]{0,2})$/.exec(text);
+  const c = m && canonicalSource(m[1]);
+  if (!m || !c || c.address !== m[1]) return false;
+  const len = Number(m[2]);
+  return len < (c.family === 4 ? 32 : 128) && networkOf(c.address, c.family, len) === c.address;
+}
+
 /**
  * A canonical dotted quad as an unsigned 32-bit integer: how the knock table keys IPv4 sources,
  * so that a source costs no string. The text must already be canonical (canonicalIPv4).

@@ -23,6 +23,22 @@ export interface AllowRule {
   port: number;
 }
 
+/**
+ * Whom a Tumbler v2 knock opens the door for: `auto`, the packet's source, which must lie inside
+ * the address the knock declares for its family if it declares one; `strict`, the same but a
+ * declaration is required; `declared`, the declared address whatever the source (fwknop's -a);
+ * `packet`, the source, declarations ignored.
+ */
+export type NatMode = 'auto' | 'strict' | 'declared' | 'packet';
+
+/** A user's Tumbler v2 public key, as a door lists it. */
+export interface UserKeyConfig {
+  /** The key line's comment. */
+  user: string;
+  /** The raw Ed25519 public key, base64. */
+  key: string;
+}
+
 export type OtpAlgorithm = 'sha1' | 'sha256' | 'sha512';
 
 /** A sequence derived from a shared secret and the time (see knock/otp.ts). */
@@ -50,6 +66,14 @@ export interface DoorConfig {
   closeAfterMs: number | null;
   commandTimeoutMs: number;
   allow: AllowRule[];
+  /** Tumbler v2 users allowed on the door (keys: and keys_file:), empty if none. */
+  keys?: UserKeyConfig[];
+  /** Files the keys came from, watched for live revocation. */
+  keysFiles?: string[];
+  /** Default auto. */
+  nat?: NatMode;
+  /** Tumbler v2: open for the source's network of this length per family (default 32 and 128: the address). */
+  grantPrefix?: { 4: number; 6: number };
   /** Instead of `sequence`: a sequence derived from a secret and the time. */
   otp?: OtpSpec | null;
   /** Instead of `sequence`: knockd's one_time_sequences file (absolute path). */

@@ -5,8 +5,8 @@
  */
 import type { Family } from './address';
 
-/** How the knock was made: a classic sequence from the firewall log, or a Tumbler datagram. */
-export type KnockVia = 'sequence' | 'tumbler';
+/** How the knock was made: a classic sequence from the firewall log, a Tumbler v1 or a v2 datagram. */
+export type KnockVia = 'sequence' | 'tumbler' | 'tumbler2';
 
 /**
  * Where a knock's one use must be recorded before it opens anything. 'fleet' (the default): in
@@ -25,6 +25,8 @@ export interface Grant {
   via: KnockVia;
   /** Who knocked, where the protocol knows it (null for shared-secret and classic knocks). */
   user: string | null;
+  /** Set when the door opens for the network `src`/`prefix` rather than the address `src` alone. */
+  prefix?: number;
   /** When the knock was made (ms since the epoch): the last packet of a sequence, a datagram's arrival. */
   at: number;
   /** Set by the verifier; absent means 'fleet'. */

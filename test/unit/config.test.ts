@@ -101,7 +101,7 @@ doors:
     ]);
     expect(problems(`${BASE}    secret_env: NOPE\n`)).toEqual(['/etc/tumblerd.yaml:8:17: doors.ssh.secret_env: environment variable NOPE is not set']);
     expect(problems(`doors:\n  ssh:\n    sequence: [1]\n    open: /bin/true\n`)[0]).toMatch(/:3:15: doors.ssh.sequence: doors have knock sequences but no log source/);
-    expect(problems(`${BASE}  idle:\n    open: /bin/true\n`)[0]).toMatch(/:8:3: doors.idle: the door has no sequence and no secret/);
+    expect(problems(`${BASE}  idle:\n    open: /bin/true\n`)[0]).toMatch(/:8:3: doors.idle: the door has no sequence, no secret and no keys/);
     expect(problems(`${BASE}    open6: iptables -I INPUT -s %IP% | logger\n`)[0]).toMatch(/:8:12: doors.ssh.open6: "\|" would mean something to a shell/);
   });
 
