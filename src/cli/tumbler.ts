@@ -13,6 +13,7 @@ import { parseKnock } from '../knock/sequence';
 import { canonicalSource } from '../model/address';
 import { formatDatagram, knockDigest, timeString } from '../tumbler/protocol';
 import { readSecret } from './secretPrompt';
+import { packageVersion } from './version';
 
 class UsageError extends Error {}
 
@@ -155,6 +156,7 @@ function withOpenOptions(cmd: Command): Command {
 
 const program = withOpenOptions(
   new Command('tumbler')
+    .version(packageVersion(), '-V, --version')
     .description('Knock on a tumblerd door: a Tumbler single-packet knock, or a classic port sequence')
     .enablePositionalOptions()
     .option('-o, --open <url>', 'send a Tumbler knock to tumbler://[secret@]host[:port]/ (same as "tumbler open URL")'),

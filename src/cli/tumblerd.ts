@@ -9,6 +9,7 @@ import { TumblerdConfig } from '../config/types';
 import { formatScanReport, scanLogs } from './scan';
 import { controlRequest } from '../control/server';
 import { OpenDoor } from '../doors/dispatcher';
+import { packageVersion } from './version';
 
 export const DEFAULT_CONFIG = '/etc/tumblerd.yaml';
 
@@ -52,6 +53,7 @@ function summary(c: TumblerdConfig): string {
 }
 
 const program = new Command('tumblerd')
+  .version(packageVersion(), '-V, --version')
   .description('Secure port-knocking daemon: opens doors for classic knocks read from the firewall log and for Tumbler knocks')
   .enablePositionalOptions()
   .option('-c, --config <file>', 'config file (YAML)', DEFAULT_CONFIG)

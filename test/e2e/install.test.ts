@@ -48,7 +48,7 @@ const why =
     fs.mkdirSync(app);
     execFileSync('npm', ['init', '-y'], { cwd: app, stdio: 'ignore' });
     execFileSync('npm', ['install', '--no-audit', '--no-fund', path.join(dir, tgz)], { cwd: app, stdio: 'ignore' });
-    const shipped = path.join(app, 'node_modules', 'tumbler', 'config', 'tumblerd.yaml');
+    const shipped = path.join(app, 'node_modules', 'tumblerd', 'config', 'tumblerd.yaml');
     const check = execFileSync('npx', ['tumblerd', '--check', '--config', shipped], { cwd: app, encoding: 'utf8' });
     expect(check).toContain('OK: 1 door(s)');
     expect(execFileSync('npx', ['tumbler', '--help'], { cwd: app, encoding: 'utf8' })).toContain('tumbler://');
