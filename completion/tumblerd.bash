@@ -1,0 +1,57 @@
+# bash completion for tumblerd(8) and tumbler(1). Installed by the Debian package as
+# /usr/share/bash-completion/completions/tumblerd (and tumbler); from npm: source this file.
+
+_tumblerd() {
+  local cur prev cmd i
+  COMPREPLY=()
+  cur=${COMP_WORDS[COMP_CWORD]}
+  prev=${COMP_WORDS[COMP_CWORD-1]}
+  cmd=
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    case ${COMP_WORDS[i]} in
+      -c|--config|--log-level) ((i++)) ;;
+      -*) ;;
+      *) cmd=${COMP_WORDS[i]}; break ;;
+    esac
+  done
+  case $prev in
+    -c|--config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --log-level) COMPREPLY=($(compgen -W 'error warn info verbose debug' -- "$cur")); return ;;
+  esac
+  case $cmd in
+    '') COMPREPLY=($(compgen -W '-c --config --check --dry-run --log-level -V --version -h --help scan convert status revoke' -- "$cur")) ;;
+    scan) COMPREPLY=($(compgen -W '-c --config --json -h --help' -- "$cur") $(compgen -f -- "$cur")) ;;
+    convert) COMPREPLY=($(compgen -f -- "$cur")) ;;
+    status) COMPREPLY=($(compgen -W '-c --config --json -h --help' -- "$cur")) ;;
+    revoke) COMPREPLY=($(compgen -W '-c --config -h --help' -- "$cur")) ;;
+  esac
+}
+
+_tumbler() {
+  local cur prev cmd i
+  COMPREPLY=()
+  cur=${COMP_WORDS[COMP_CWORD]}
+  prev=${COMP_WORDS[COMP_CWORD-1]}
+  cmd=
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    case ${COMP_WORDS[i]} in
+      -o|--open|--secret-file|--from|--at|-f|--family|-d|--delay) ((i++)) ;;
+      -*) ;;
+      *) cmd=${COMP_WORDS[i]}; break ;;
+    esac
+  done
+  case $prev in
+    --secret-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    -f|--family) COMPREPLY=($(compgen -W '4 6' -- "$cur")); return ;;
+    -o|--open) COMPREPLY=($(compgen -W 'tumbler://' -- "$cur")); return ;;
+    --from|--at|-d|--delay) return ;;
+  esac
+  case $cmd in
+    '') COMPREPLY=($(compgen -W '-o --open --secret-file --from --at -f --family -V --version -h --help open knock' -- "$cur")) ;;
+    open) COMPREPLY=($(compgen -W '--secret-file --from --at -f --family -h --help tumbler://' -- "$cur")) ;;
+    knock) COMPREPLY=($(compgen -W '-d --delay -f --family -h --help' -- "$cur") $(compgen -A hostname -- "$cur")) ;;
+  esac
+}
+
+complete -F _tumblerd tumblerd
+complete -F _tumbler tumbler
