@@ -12,6 +12,7 @@ import { DEFAULT_FLAGS, parseSequence } from '../src/knock/sequence';
 import { PacketEvent, TCP_FLAGS } from '../src/model/packet';
 import { TumblerListener } from '../src/tumbler/listener';
 import { ReplayCache } from '../src/tumbler/replayCache';
+import { TumblerV1Verifier } from '../src/tumbler/v1Verifier';
 
 function out(o: object): void {
   process.stdout.write(JSON.stringify({ ...o, maxRssKiB: process.resourceUsage().maxRSS }));
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
     out({ seconds, stats: tracker.stats(), realKnockOpened: opened === 1, heapAfterGcMiB: process.memoryUsage().heapUsed / 2 ** 20 });
   } else if (what === 'tumbler') {
     const doors = Array.from({ length: Number(a) }, (_, i) => ({ name: `door${i}`, secret: `secret-number-${i}` }));
-    const listener = new TumblerListener(doors, 1, new ReplayCache(), { grant() {}, remembered() {}, info() {}, warn() {} });
+    const listener = new TumblerListener([new TumblerV1Verifier(doors, 1)], new ReplayCache(), { grant() {}, info() {}, warn() {} });
     const junk = Array.from({ length: 1024 }, (_, i) => Buffer.from('TUMBLER1: ' + (i.toString(16).padStart(4, '0')).repeat(16)));
     const end = Date.now() + Number(b) * 1000;
     const t0 = process.hrtime.bigint();

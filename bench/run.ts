@@ -12,6 +12,7 @@ import { generateLog } from './genlog';
 import { Daemon, Lab, labUnavailable, sleep, spawnJunkFlood } from '../test/support/lab';
 import { TumblerListener } from '../src/tumbler/listener';
 import { ReplayCache } from '../src/tumbler/replayCache';
+import { TumblerV1Verifier } from '../src/tumbler/v1Verifier';
 import { formatDatagram, knockDigest } from '../src/tumbler/protocol';
 
 /* compiled to bench/out/js/bench/run.js */
@@ -132,8 +133,8 @@ async function benchTumbler(): Promise<void> {
 async function loopbackFlood(rate: number, seconds: number): Promise<{ sent: number; handled: number; latencyMs: number | null }> {
   const doors = Array.from({ length: 16 }, (_, i) => ({ name: `door${i}`, secret: `secret-number-${i}` }));
   let openedAt = 0;
-  const listener = new TumblerListener(doors, 1, new ReplayCache(), {
-    grant: () => (openedAt = Date.now()), remembered() {}, info() {}, warn() {},
+  const listener = new TumblerListener([new TumblerV1Verifier(doors, 1)], new ReplayCache(), {
+    grant: () => (openedAt = Date.now()), info() {}, warn() {},
   });
   await listener.listen([{ host: '127.0.0.1', port: 0 }]);
   const port = listener.addresses()[0].port;

@@ -1,227 +1,246 @@
 /**
- * tumblerd's wiring, in one place: log sources feed the parser and the knock state machine, the
- * Tumbler listener checks single-packet knocks, and both open doors through one dispatcher whose
- * every change is written to the state file.
+ * tumblerd as a component, wired in one place: log sources feed the parser and the knock state
+ * machine, the Tumbler listener checks single-packet knocks, and both hand grants to one door
+ * dispatcher. `start()`, `reload()` and `stop()` are all there is; signals, argv and
+ * `process.exit` belong to the command line (cli/tumblerd.ts), so tests run this in-process.
+ *
+ * The path of a grant: source line → LogLineParser → KnockPipeline/KnockTracker → Completion →
+ * Grant; or datagram → TumblerListener → KnockVerifier → replay claim → Grant. Every Grant goes
+ * to DoorDispatcher.openDoor, which records the door, opens it, and closes it on time.
  */
-import fs from 'node:fs';
-import chokidar from 'chokidar';
+import chokidar, { FSWatcher } from 'chokidar';
 import winston from 'winston';
 import { ConfigError, loadConfigFile } from './config/load';
+import { configChange } from './config/reloadPolicy';
 import { SourceConfig, TumblerdConfig } from './config/types';
-import { dryRunner, execRunner, formatCommand } from './exec/commandRunner';
+import { startControlServer } from './control/server';
 import { DoorDispatcher } from './doors/dispatcher';
 import { StateStore } from './doors/stateStore';
-import { startControlServer } from './control/server';
+import { CommandRunner, dryRunner, execRunner, formatCommand } from './exec/commandRunner';
+import { FirewallBackend } from './firewall/backend';
 import { createFirewall, firewallKind } from './firewall/select';
-import { createLogger, fileTransport } from './logger';
 import { KnockPipeline } from './knock/pipeline';
-import { KnockTracker, knockDoorsOf } from './knock/tracker';
-import { LogLineParser, isSyslogKernelLine } from './netfilter/logLine';
+import { Completion, KnockTracker, knockDoorsOf } from './knock/tracker';
+import { createLogger, reconfigureLogger } from './logger';
+import { LogLineParser } from './netfilter/logLine';
+import { formatResult, runPreflight } from './preflight/preflight';
+import { PREFLIGHT_CHECKS } from './preflight/securityChecks';
 import { FileSource } from './sources/fileSource';
 import { JournaldSource } from './sources/journaldSource';
 import { KmsgSource, uptimeUsec } from './sources/kmsgSource';
 import { LineSource, SourceHooks } from './sources/source';
 import { TumblerListener } from './tumbler/listener';
 import { ReplayCache } from './tumbler/replayCache';
+import { TumblerV1Verifier } from './tumbler/v1Verifier';
+import { KnockVerifier } from './tumbler/verifier';
 
 export interface DaemonOptions {
   configFile: string;
   config: TumblerdConfig;
   dryRun: boolean;
+  /** A level given on the command line: wins over the config's, also across reloads. */
   logLevel?: string;
+  /** Watch the config file and reload when it changes (off in tests that reload by hand). */
+  watchConfig?: boolean;
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  /** Config errors, when not ok: the last good config stays. */
+  errors: string[];
+  /** Changed keys that were applied, and changed keys that wait for a restart. */
+  applied: string[];
+  needsRestart: string[];
 }
 
 const STATS_EVERY_MS = 60_000;
 
-function secretDoors(config: TumblerdConfig) {
-  return config.doors.flatMap((d) => (d.secret ? [{ name: d.name, secret: d.secret }] : []));
+/** One verifier per protocol version the config has doors for. */
+export function verifiersOf(config: TumblerdConfig): KnockVerifier[] {
+  const doors = config.doors.flatMap((d) => (d.secret ? [{ name: d.name, secret: d.secret }] : []));
+  return [new TumblerV1Verifier(doors, config.tumbler.skewMinutes)];
 }
 
-/**
- * A syslog file that holds other programs' lines lets any local user write a line that looks
- * like the kernel's (`logger -t kernel`). Looks at the file's last 64 KiB to see if it does.
- */
-function mixesFacilities(file: string): boolean {
-  try {
-    const fd = fs.openSync(file, 'r');
-    try {
-      const size = fs.fstatSync(fd).size;
-      const buf = Buffer.alloc(Math.min(size, 64 * 1024));
-      fs.readSync(fd, buf, 0, buf.length, size - buf.length);
-      return buf
-        .toString('utf8')
-        .split('\n')
-        .slice(1)
-        .some((l) => l.length > 0 && !isSyslogKernelLine(l));
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return false;
+export class Daemon {
+  readonly log: winston.Logger;
+  private config: TumblerdConfig;
+  private readonly store: StateStore;
+  private readonly replay: ReplayCache;
+  private readonly runner: CommandRunner;
+  private readonly firewall: FirewallBackend | null;
+  private readonly dispatcher: DoorDispatcher;
+  private readonly tracker: KnockTracker;
+  private readonly pipeline: KnockPipeline;
+  private readonly listener: TumblerListener;
+  private sources: LineSource[] = [];
+  private control: { close(): void } | null = null;
+  private watcher: FSWatcher | null = null;
+  private stats: NodeJS.Timeout | null = null;
+  private lastMalformed = 0;
+  private stopping: Promise<void> | null = null;
+
+  constructor(private readonly options: DaemonOptions) {
+    const config = options.config;
+    this.config = config;
+    this.log = createLogger(config.log, options.logLevel);
+    this.store = new StateStore(config.stateDir);
+    this.replay = new ReplayCache(undefined, () => this.persist());
+    this.runner = options.dryRun
+      ? dryRunner((argv) => this.log.info('dry run: would run', { command: formatCommand(argv) }))
+      : execRunner;
+    const kind = firewallKind(config);
+    this.firewall = kind && createFirewall(kind, config, this.runner);
+    this.dispatcher = new DoorDispatcher(config.doors, this.runner, this.log, () => this.persist(), this.firewall);
+    this.tracker = new KnockTracker(knockDoorsOf(config.doors), config.maxSources, (door, src, step, of) => {
+      /* winston formats a message before it looks at the level: not on this path unless wanted */
+      if (this.log.isDebugEnabled()) this.log.debug('knock progress', { door, src, step: `${step}/${of}` });
+    });
+    this.pipeline = new KnockPipeline(this.tracker);
+    this.listener = new TumblerListener(verifiersOf(config), this.replay, {
+      grant: (g) => void this.dispatcher.openDoor(g),
+      info: (m, meta) => this.log.info(m, meta),
+      warn: (m, meta) => this.log.warn(m, meta),
+    });
   }
-}
 
-export async function runDaemon(options: DaemonOptions): Promise<void> {
-  let config = options.config;
-  const log: winston.Logger = createLogger(config.log, options.logLevel);
-  const store = new StateStore(config.stateDir);
-  const saved = store.load((m) => log.warn(m));
+  async start(): Promise<void> {
+    const config = this.config;
+    const saved = this.store.load((m) => this.log.warn(m));
+    this.replay.load(saved.replay, Date.now());
+    if (this.firewall) {
+      await this.firewall.setup();
+      this.log.info(`firewall backend ${this.firewall.name} ready`);
+    }
+    await this.dispatcher.restore(saved.doors);
+    this.control = await startControlServer(config.stateDir, this.dispatcher);
+    this.startSources(config.sources);
+    await this.listener.listen(config.tumbler.listen);
+    for (const r of await runPreflight(config, PREFLIGHT_CHECKS)) {
+      if (r.status !== 'ok') this.log.warn(formatResult(r));
+    }
+    if (this.options.watchConfig !== false) {
+      this.watcher = chokidar.watch(this.options.configFile, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 200 } });
+      this.watcher.on('change', () => void this.reload('file changed'));
+      this.watcher.on('add', () => void this.reload('file replaced'));
+    }
+    this.stats = setInterval(() => this.reportStats(), STATS_EVERY_MS);
+    this.stats.unref();
+    this.log.info('tumblerd started', {
+      config: this.options.configFile,
+      sources: this.sources.map((s) => s.name).join(', ') || 'none',
+      tumbler: config.tumbler.listen.map((l) => `${l.host}:${l.port}`).join(' ') || 'off',
+      doors: config.doors.map((d) => d.name).join(', '),
+      dryRun: this.options.dryRun,
+    });
+  }
 
-  const replay = new ReplayCache();
-  replay.load(saved.replay, Date.now());
-  const persist = () => {
+  /** Reads the config file again and applies what can change live; a bad file changes nothing. */
+  async reload(why: string): Promise<ReloadResult> {
+    let next: TumblerdConfig;
     try {
-      store.save({ doors: dispatcher.snapshot(), replay: replay.toJSON() });
+      next = loadConfigFile(this.options.configFile);
     } catch (err) {
-      log.error('could not write the state file', { file: store.file, error: (err as Error).message });
+      const errors = err instanceof ConfigError ? err.message.split('\n') : [(err as Error).message];
+      this.log.error(`config not reloaded (${why}): keeping the last good one`, { errors: errors.length });
+      for (const p of errors) this.log.error(p);
+      return { ok: false, errors, applied: [], needsRestart: [] };
     }
-  };
-  const runner = options.dryRun
-    ? dryRunner((argv) => log.info('dry run: would run', { command: formatCommand(argv) }))
-    : execRunner;
-  const kind = firewallKind(config);
-  const firewall = kind && createFirewall(kind, config, runner);
-  if (firewall) {
-    await firewall.setup();
-    log.info(`firewall backend ${firewall.name} ready`);
+    const change = configChange(this.config, next);
+    const before = this.config;
+    /* what needs a restart keeps its running value until then */
+    this.config = { ...next, stateDir: before.stateDir, firewall: before.firewall, nftables: before.nftables };
+    reconfigureLogger(this.log, next.log, this.options.logLevel);
+    this.tracker.setMaxSources(next.maxSources);
+    this.tracker.reconfigure(knockDoorsOf(next.doors));
+    this.dispatcher.reconfigure(next.doors);
+    this.listener.setVerifiers(verifiersOf(next));
+    if (JSON.stringify(next.sources) !== JSON.stringify(before.sources)) {
+      for (const s of this.sources) s.stop();
+      this.startSources(next.sources);
+    }
+    if (JSON.stringify(next.tumbler.listen) !== JSON.stringify(before.tumbler.listen)) {
+      this.listener.close();
+      await this.listener.listen(next.tumbler.listen).catch((e: Error) => this.log.error('Tumbler listener', { error: e.message }));
+    }
+    for (const key of change.restart) {
+      this.log.warn(`config reloaded (${why}) without ${key}: it needs a restart of tumblerd`);
+    }
+    this.log.info(`config reloaded (${why})`, {
+      doors: next.doors.map((d) => d.name).join(', '),
+      ...(change.live.length ? { changed: change.live.join(' ') } : {}),
+    });
+    return { ok: true, errors: [], applied: change.live, needsRestart: change.restart };
   }
-  const dispatcher: DoorDispatcher = new DoorDispatcher(config.doors, runner, log, persist, firewall);
-  await dispatcher.restore(saved.doors);
-  const control = await startControlServer(config.stateDir, dispatcher);
 
-  const tracker = new KnockTracker(knockDoorsOf(config.doors), config.maxSources, (door, src, step, of) =>
-    log.debug('knock progress', { door, src, step: `${step}/${of}` }),
-  );
-  const pipeline = new KnockPipeline(tracker);
+  /** After logrotate moved the log file: write to a new one. */
+  reopenLogs(): void {
+    reconfigureLogger(this.log, this.config.log, this.options.logLevel);
+  }
 
-  const onLine = (parser: LogLineParser) => (line: string) => {
-    for (const c of pipeline.feed(parser, line, Date.now() - tracker.horizonMs)) {
-      log.info('knock sequence completed', { door: c.door, src: c.src, seconds: (c.time - c.startedAt) / 1000 });
-      void dispatcher.openDoor({ door: c.door, src: c.src, family: c.family, via: 'sequence', user: null, at: c.time });
+  /** Stops everything it started; closes open doors unless keep_open_on_exit. Safe to call twice. */
+  stop(reason: string): Promise<void> {
+    this.stopping ??= this.shutdown(reason);
+    return this.stopping;
+  }
+
+  /** Where the Tumbler listener is bound (with the ports the kernel chose for port 0). */
+  tumblerAddresses(): { address: string; port: number }[] {
+    return this.listener.addresses();
+  }
+
+  private async shutdown(reason: string): Promise<void> {
+    this.log.info(`${reason}: stopping`);
+    if (this.stats) clearInterval(this.stats);
+    await this.watcher?.close();
+    for (const s of this.sources) s.stop();
+    this.listener.close();
+    this.control?.close();
+    if (this.config.keepOpenOnExit) {
+      this.log.info('keep_open_on_exit: open doors stay open; the kernel and the next start close them');
+    } else {
+      await this.dispatcher.closeAll(`tumblerd stopping (${reason})`);
+      await this.firewall?.teardown();
     }
-  };
+    this.log.info('tumblerd stopped');
+  }
 
-  let sources: LineSource[] = [];
-  const startSources = (list: SourceConfig[]) => {
+  private onCompletion(c: Completion): void {
+    this.log.info('knock sequence completed', { door: c.door, src: c.src, seconds: (c.time - c.startedAt) / 1000 });
+    void this.dispatcher.openDoor({ door: c.door, src: c.src, family: c.family, via: 'sequence', user: null, at: c.time });
+  }
+
+  private startSources(list: SourceConfig[]): void {
     const bootTimeMs = Date.now() - uptimeUsec() / 1000;
-    sources = list.map((s) => {
+    this.sources = list.map((s) => {
       const parser = new LogLineParser({ prefixes: s.prefixes, bootTimeMs });
       const hooks: SourceHooks = {
-        line: onLine(parser),
-        overlong: () => pipeline.skipOverlong(),
-        info: (m) => log.info(m),
-        warn: (m) => log.warn(m),
+        line: (line) => {
+          for (const c of this.pipeline.feed(parser, line, Date.now() - this.tracker.horizonMs)) this.onCompletion(c);
+        },
+        overlong: () => this.pipeline.skipOverlong(),
+        info: (m) => this.log.info(m),
+        warn: (m) => this.log.warn(m),
       };
-      if (s.kind === 'file') {
-        if (mixesFacilities(s.path)) {
-          log.warn(
-            `${s.path} mixes kernel lines with other programs' lines: any local user can forge a knock into it ` +
-              `(logger -t kernel). Prefer a kernel-only source: kmsg: /dev/kmsg, journald: true, or a kern.* file such as /var/log/kern.log`,
-          );
-        }
-        return new FileSource(s.path, hooks);
-      }
+      if (s.kind === 'file') return new FileSource(s.path, hooks);
       if (s.kind === 'kmsg') return new KmsgSource(s.path, hooks, uptimeUsec());
       return new JournaldSource(hooks);
     });
-    for (const s of sources) s.start();
-  };
-  startSources(config.sources);
-
-  const listener = new TumblerListener(secretDoors(config), config.tumbler.skewMinutes, replay, {
-    grant: (g) => void dispatcher.openDoor(g),
-    remembered: persist,
-    info: (m, meta) => log.info(m, meta),
-    warn: (m, meta) => log.warn(m, meta),
-  });
-  await listener.listen(config.tumbler.listen);
-
-  try {
-    if (config.doors.some((d) => d.secret) && (fs.statSync(options.configFile).mode & 0o004) !== 0) {
-      log.warn(`${options.configFile} holds door secrets and any user can read it: chmod 600 it, or use secret_file`);
-    }
-  } catch {
-    /* the config was read a moment ago; a stat that fails now changes nothing */
+    for (const s of this.sources) s.start();
   }
-  log.info('tumblerd started', {
-    config: options.configFile,
-    sources: sources.map((s) => s.name).join(', ') || 'none',
-    tumbler: config.tumbler.listen.map((l) => `${l.host}:${l.port}`).join(' ') || 'off',
-    doors: config.doors.map((d) => d.name).join(', '),
-    dryRun: options.dryRun,
-  });
 
-  let lastMalformed = 0;
-  const stats = setInterval(() => {
-    const bad = pipeline.counts.malformed + pipeline.counts.overlong;
-    if (bad !== lastMalformed) log.warn('malformed netfilter lines skipped', { new: bad - lastMalformed, total: bad });
-    lastMalformed = bad;
-    log.debug('counters', { ...pipeline.counts, ...tracker.stats(), ...listener.counts });
-  }, STATS_EVERY_MS);
-  stats.unref();
-
-  const reload = async (why: string) => {
-    let next: TumblerdConfig;
+  /* the state file holds both owners' data for now: every change rewrites it whole */
+  private persist(): void {
     try {
-      next = loadConfigFile(options.configFile);
+      this.store.save({ doors: this.dispatcher.snapshot(), replay: this.replay.toJSON() });
     } catch (err) {
-      const problems = err instanceof ConfigError ? err.message.split('\n') : [(err as Error).message];
-      log.error(`config not reloaded (${why}): keeping the last good one`, { errors: problems.length });
-      for (const p of problems) log.error(p);
-      return;
+      this.log.error('could not write the state file', { file: this.store.file, error: (err as Error).message });
     }
-    const wanted = firewallKind(next);
-    if (wanted !== kind) {
-      log.error(`config not reloaded (${why}): it needs the firewall backend ${wanted ?? 'none'} instead of ${kind ?? 'none'}; restart tumblerd for that`);
-      return;
-    }
-    tracker.reconfigure(knockDoorsOf(next.doors));
-    dispatcher.reconfigure(next.doors);
-    listener.reconfigure(secretDoors(next), next.tumbler.skewMinutes);
-    if (JSON.stringify(next.sources) !== JSON.stringify(config.sources)) {
-      for (const s of sources) s.stop();
-      startSources(next.sources);
-    }
-    if (JSON.stringify(next.tumbler.listen) !== JSON.stringify(config.tumbler.listen)) {
-      listener.close();
-      await listener.listen(next.tumbler.listen).catch((e: Error) => log.error('Tumbler listener', { error: e.message }));
-    }
-    config = next;
-    log.info(`config reloaded (${why})`, { doors: next.doors.map((d) => d.name).join(', ') });
-  };
-  const watcher = chokidar.watch(options.configFile, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 200 } });
-  watcher.on('change', () => void reload('file changed'));
-  watcher.on('add', () => void reload('file replaced'));
+  }
 
-  process.on('SIGHUP', () => {
-    for (const t of log.transports) {
-      if (t instanceof winston.transports.File) {
-        log.remove(t).add(fileTransport(config.log.file!));
-      }
-    }
-    void reload('SIGHUP');
-  });
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info(`${signal}: stopping`);
-    await watcher.close();
-    for (const s of sources) s.stop();
-    listener.close();
-    control.close();
-    if (config.keepOpenOnExit) {
-      log.info('keep_open_on_exit: open doors stay open; the kernel and the next start close them');
-    } else {
-      await dispatcher.closeAll(`tumblerd stopping (${signal})`);
-      await firewall?.teardown();
-    }
-    log.info('tumblerd stopped');
-    log.on('finish', () => process.exit(0));
-    log.end();
-    setTimeout(() => process.exit(0), 2000).unref();
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  private reportStats(): void {
+    const bad = this.pipeline.counts.malformed + this.pipeline.counts.overlong;
+    if (bad !== this.lastMalformed) this.log.warn('malformed netfilter lines skipped', { new: bad - this.lastMalformed, total: bad });
+    this.lastMalformed = bad;
+    if (this.log.isDebugEnabled()) this.log.debug('counters', { ...this.pipeline.counts, ...this.tracker.stats(), ...this.listener.counts });
+  }
 }

@@ -7,11 +7,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { DEFAULT_TUMBLER_PORT } from '../config/load';
 import type { Knock } from '../model/door';
 import { parseKnock } from '../knock/sequence';
 import { canonicalSource } from '../model/address';
-import { formatDatagram, knockDigest, timeString } from '../tumbler/protocol';
+import { DEFAULT_TUMBLER_PORT, formatDatagram, knockDigest, timeString } from '../tumbler/protocol';
 import { readSecret } from './secretPrompt';
 import { packageVersion } from './version';
 

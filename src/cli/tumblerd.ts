@@ -6,9 +6,12 @@ import { convertLegacy } from '../config/legacy';
 import YAML from 'yaml';
 import { ConfigError, DEFAULT_STATE_DIR, loadConfigFile } from '../config/load';
 import { TumblerdConfig } from '../config/types';
+import type { DaemonOptions } from '../daemon';
 import { formatScanReport, scanLogs } from './scan';
 import { controlRequest } from '../control/server';
 import { OpenDoor } from '../doors/dispatcher';
+import { formatResult, runPreflight } from '../preflight/preflight';
+import { PREFLIGHT_CHECKS } from '../preflight/securityChecks';
 import { packageVersion } from './version';
 
 export const DEFAULT_CONFIG = '/etc/tumblerd.yaml';
@@ -52,6 +55,25 @@ function summary(c: TumblerdConfig): string {
   );
 }
 
+/** The daemon under this process's signals: SIGHUP reopens the log and reloads, SIGTERM/SIGINT stop. */
+async function runDaemon(options: DaemonOptions): Promise<void> {
+  const { Daemon } = await import('../daemon');
+  const daemon = new Daemon(options);
+  await daemon.start();
+  process.on('SIGHUP', () => {
+    daemon.reopenLogs();
+    void daemon.reload('SIGHUP');
+  });
+  const stop = async (signal: string) => {
+    await daemon.stop(signal);
+    daemon.log.on('finish', () => process.exit(0));
+    daemon.log.end();
+    setTimeout(() => process.exit(0), 2000).unref();
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
 const program = new Command('tumblerd')
   .version(packageVersion(), '-V, --version')
   .description('Secure port-knocking daemon: opens doors for classic knocks read from the firewall log and for Tumbler knocks')
@@ -64,9 +86,11 @@ const program = new Command('tumblerd')
     const config = loadOrExit(opts.config);
     if (opts.check) {
       process.stdout.write(summary(config) + '\n');
+      const results = await runPreflight(config, PREFLIGHT_CHECKS);
+      for (const r of results) if (r.status !== 'ok') process.stdout.write(formatResult(r) + '\n');
+      if (results.some((r) => r.status === 'fail')) process.exit(1);
       return;
     }
-    const { runDaemon } = await import('../daemon');
     await runDaemon({ configFile: opts.config, config, dryRun: !!opts.dryRun, logLevel: opts.logLevel });
   });
 

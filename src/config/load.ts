@@ -9,10 +9,12 @@ import Ajv, { ErrorObject } from 'ajv';
 import { Document, LineCounter, isMap, isNode, isPair, isScalar, parseDocument } from 'yaml';
 import { splitCommand } from '../doors/commandTemplate';
 import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence';
+import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
 import { parseDuration } from './duration';
 import { convertLegacy, detectLegacy } from './legacy';
 import type { AllowRule, CommandTemplate, DoorConfig } from '../model/door';
-import { ListenAddress, SourceConfig, TumblerdConfig } from './types';
+import type { ListenAddress } from '../model/address';
+import { SourceConfig, TumblerdConfig } from './types';
 
 export interface ConfigProblem {
   file: string;
@@ -39,7 +41,6 @@ export interface LoadOptions {
   readFile?: (file: string) => string;
 }
 
-export const DEFAULT_TUMBLER_PORT = 8675;
 export const DEFAULT_STATE_DIR = '/var/lib/tumblerd';
 const DEFAULT_SEQUENCE_TIMEOUT_MS = 10_000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;

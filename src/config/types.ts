@@ -1,4 +1,5 @@
 /** The validated configuration the daemon runs on. Names follow the YAML keys, in camelCase. */
+import type { ListenAddress } from '../model/address';
 import type { DoorConfig } from '../model/door';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'verbose' | 'debug';
@@ -7,11 +8,6 @@ export type SourceConfig =
   | { kind: 'file'; path: string; prefixes: string[] }
   | { kind: 'kmsg'; path: string; prefixes: string[] }
   | { kind: 'journald'; prefixes: string[] };
-
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
 
 export interface TumblerdConfig {
   /** The file it was read from, for messages. */

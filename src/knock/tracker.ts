@@ -65,7 +65,7 @@ export class KnockTracker {
   /** `onProgress` hears of every knock that moved an attempt on (for debug logs). */
   constructor(
     doors: KnockDoor[],
-    private readonly maxSources: number,
+    private maxSources: number,
     private readonly onProgress?: (door: string, src: string, step: number, of: number) => void,
   ) {
     if (!(maxSources >= 1)) throw new Error('maxSources must be at least 1');
@@ -87,6 +87,12 @@ export class KnockTracker {
     }
     this.doors = doors;
     this.longestTimeout = Math.max(0, ...doors.map((d) => d.timeoutMs));
+  }
+
+  /** A lower bound takes effect as new sources arrive: each evicts the oldest until the table fits. */
+  setMaxSources(max: number): void {
+    if (!(max >= 1)) throw new Error('maxSources must be at least 1');
+    this.maxSources = max;
   }
 
   /** Feeds one logged packet; returns the doors it completed for its source. */
@@ -159,7 +165,7 @@ export class KnockTracker {
   }
 
   private admit(src: string, family: Family): SourceState {
-    if (this.sources.size >= this.maxSources) {
+    while (this.sources.size >= this.maxSources) {
       let next = this.evictCursor?.next();
       if (!next || next.done) {
         this.evictCursor = this.sources.keys();

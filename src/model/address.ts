@@ -6,6 +6,12 @@
 
 export type Family = 4 | 6;
 
+/** Where a socket listens: a literal address (no brackets) and a port. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
 /** Dotted-quad IPv4 with no leading zeros, or null. */
 export function canonicalIPv4(text: string): string | null {
   if (text.length < 7 || text.length > 15) return null;

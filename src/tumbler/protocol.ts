@@ -7,6 +7,8 @@
 import crypto from 'node:crypto';
 
 export const MAGIC = 'TUMBLER1: ';
+/** The port clients knock on when a URL names none. */
+export const DEFAULT_TUMBLER_PORT = 8675;
 const DIGEST_BYTES = 32;
 const HEX_LENGTH = DIGEST_BYTES * 2;
 const MINUTE_MS = 60_000;

@@ -1,25 +1,36 @@
 /**
- * Tumbler digests already accepted, each kept until it can no longer verify (the end of its
- * year, see protocol.replayHorizon). Only knocks that matched a secret get in, so the table
- * grows only as fast as real users knock; it is bounded all the same and, when full, refuses
- * new knocks rather than forgetting old ones (forgetting would reopen them to replay).
+ * The in-memory replay store: knock ids already accepted, each kept until it can no longer
+ * verify. Only knocks that authenticated get in, so the table grows only as fast as real users
+ * knock; it is bounded all the same and, when full, refuses new knocks rather than forgetting
+ * old ones (forgetting would reopen them to replay).
  */
+import { ClaimResult, ReplayStore } from './replayStore';
+
 export const MAX_REPLAY_ENTRIES = 1_000_000;
 
-export class ReplayCache {
+export class ReplayCache implements ReplayStore {
   private readonly seen = new Map<string, number>();
 
-  constructor(private readonly max = MAX_REPLAY_ENTRIES) {}
+  constructor(
+    private readonly max = MAX_REPLAY_ENTRIES,
+    /** Called with each fresh claim before it is reported fresh: a throw refuses the claim. */
+    private readonly record: (key: string, untilMs: number) => void = () => {},
+  ) {}
 
-  /** Records `key` as used until `until`; false if it already was (a replay) or the cache is full. */
-  claim(key: string, until: number, now: number): 'fresh' | 'replay' | 'full' {
+  async claim(key: string, untilMs: number, now: number): Promise<ClaimResult> {
     const known = this.seen.get(key);
     if (known !== undefined && known > now) return 'replay';
     if (this.seen.size >= this.max) {
       this.prune(now);
       if (this.seen.size >= this.max) return 'full';
     }
-    this.seen.set(key, until);
+    this.seen.set(key, untilMs);
+    try {
+      this.record(key, untilMs);
+    } catch (err) {
+      this.seen.delete(key);
+      throw err;
+    }
     return 'fresh';
   }
 

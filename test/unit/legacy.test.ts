@@ -6,6 +6,7 @@ import { convertLegacy, detectLegacy } from '../../src/config/legacy';
 import { loadConfigFile, parseConfig } from '../../src/config/load';
 import { TumblerListener } from '../../src/tumbler/listener';
 import { ReplayCache } from '../../src/tumbler/replayCache';
+import { verifiersOf } from '../../src/daemon';
 import { formatDatagram, knockDigest } from '../../src/tumbler/protocol';
 import { FIXTURES } from '../support/samples';
 
@@ -32,19 +33,18 @@ describe('legacy configs', () => {
     expect(report.opened.every((o) => o.src === '10.231.0.2')).toBe(true);
   });
 
-  it("converts the original tumblerd's sample, and its doors open on a Tumbler knock", () => {
+  it("converts the original tumblerd's sample, and its doors open on a Tumbler knock", async () => {
     const yaml = convertLegacy(fs.readFileSync(TUMBLERD, 'utf8'), TUMBLERD);
     const config = parseConfig(yaml, 'converted.yaml');
     expect(config.tumbler.listen).toEqual([{ host: '0.0.0.0', port: 8675 }]);
     expect(config.log.file).toBe('/var/log/tumblerd.log');
     const opened: string[] = [];
-    const listener = new TumblerListener(
-      config.doors.flatMap((d) => (d.secret ? [{ name: d.name, secret: d.secret }] : [])),
-      config.tumbler.skewMinutes,
-      new ReplayCache(),
-      { grant: (g) => opened.push(`${g.door}<-${g.src}`), remembered() {}, info() {}, warn() {} },
-    );
-    listener.handle(Buffer.from(formatDatagram(knockDigest(Date.now(), '192.0.2.5', 'close-pAsSwOrD'))), '192.0.2.5');
+    const listener = new TumblerListener(verifiersOf(config), new ReplayCache(), {
+      grant: (g) => opened.push(`${g.door}<-${g.src}`),
+      info() {},
+      warn() {},
+    });
+    await listener.handle(Buffer.from(formatDatagram(knockDigest(Date.now(), '192.0.2.5', 'close-pAsSwOrD'))), '192.0.2.5');
     expect(opened).toEqual(['close-ssh<-192.0.2.5']);
   });
 
