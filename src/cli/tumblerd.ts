@@ -14,7 +14,7 @@ import { formatResult, runPreflight } from '../preflight/preflight';
 import { PREFLIGHT_CHECKS } from '../preflight/securityChecks';
 import { packageVersion } from './version';
 
-export const DEFAULT_CONFIG = '/etc/tumblerd.yaml';
+export const DEFAULT_CONFIG = '/etc/tumblerd/tumblerd.yaml';
 
 function loadOrExit(file: string): TumblerdConfig {
   try {
