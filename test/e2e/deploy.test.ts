@@ -46,14 +46,14 @@ describe('deployment files', () => {
     }
   });
 
-  it("the Dockerfile builds with the README's install steps and runs tumblerd on /etc/tumblerd.yaml", () => {
+  it("the Dockerfile builds with the README's install steps and runs tumblerd on the mounted config folder", () => {
     const docker = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
     expect(docker).toMatch(/RUN npm ci/);
     expect(docker).toMatch(/RUN npm run build/);
-    expect(docker).toMatch(/apt-get install .*iptables ipset nftables/);
-    expect(docker).toContain('CMD ["--config", "/etc/tumblerd.yaml"]');
+    expect(docker).toMatch(/apt-get install .*iptables ipset nftables tini/);
+    expect(docker).toContain('CMD ["--config", "/etc/tumblerd/tumblerd.yaml"]');
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-    expect(readme).toContain('-v /var/log:/var/log:ro');
-    expect(readme).toContain('--network host --cap-add NET_ADMIN');
+    /* the README shows the compose file as it is in the repository */
+    expect(readme).toContain(fs.readFileSync(path.join(ROOT, 'compose.yaml'), 'utf8'));
   });
 });
