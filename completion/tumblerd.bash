@@ -1,19 +1,25 @@
 # bash completion for tumblerd(8) and tumbler(1). Installed by the Debian package as
 # /usr/share/bash-completion/completions/tumblerd (and tumbler); from npm: source this file.
 
-_tumblerd() {
-  local cur prev cmd i
+# Sets cur, prev and cmd (the first word that is not an option nor an option's value); $1 is a
+# pattern of the options that take a value.
+_tumbler_words() {
+  local i
   COMPREPLY=()
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD-1]}
   cmd=
   for ((i = 1; i < COMP_CWORD; i++)); do
-    case ${COMP_WORDS[i]} in
-      -c|--config|--log-level) ((i++)) ;;
-      -*) ;;
-      *) cmd=${COMP_WORDS[i]}; break ;;
-    esac
+    # shellcheck disable=SC2053
+    if [[ ${COMP_WORDS[i]} == $1 ]]; then ((i++))
+    elif [[ ${COMP_WORDS[i]} != -* ]]; then cmd=${COMP_WORDS[i]}; break
+    fi
   done
+}
+
+_tumblerd() {
+  local cur prev cmd
+  _tumbler_words '@(-c|--config|--log-level)'
   case $prev in
     -c|--config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --log-level) COMPREPLY=($(compgen -W 'error warn info verbose debug' -- "$cur")); return ;;
@@ -28,18 +34,8 @@ _tumblerd() {
 }
 
 _tumbler() {
-  local cur prev cmd i
-  COMPREPLY=()
-  cur=${COMP_WORDS[COMP_CWORD]}
-  prev=${COMP_WORDS[COMP_CWORD-1]}
-  cmd=
-  for ((i = 1; i < COMP_CWORD; i++)); do
-    case ${COMP_WORDS[i]} in
-      -o|--open|--secret-file|--from|--at|-f|--family|-d|--delay) ((i++)) ;;
-      -*) ;;
-      *) cmd=${COMP_WORDS[i]}; break ;;
-    esac
-  done
+  local cur prev cmd
+  _tumbler_words '@(-o|--open|--secret-file|--from|--at|-f|--family|-d|--delay)'
   case $prev in
     --secret-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     -f|--family) COMPREPLY=($(compgen -W '4 6' -- "$cur")); return ;;

@@ -55,6 +55,19 @@ describe.each([
   });
 });
 
+describe('bash completion', () => {
+  const complete = (fn: string, words: string[]) =>
+    spawnSync('bash', ['-c', `source "$0"; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); ${fn}; echo "\${COMPREPLY[*]}"`,
+      path.join(ROOT, 'completion', 'tumblerd.bash'), ...words], { encoding: 'utf8' }).stdout.trim();
+
+  it('completes commands after options and their values, and the values options take', () => {
+    expect(complete('_tumblerd', ['tumblerd', '-c', '/etc/x.yaml', 'st'])).toBe('status');
+    expect(complete('_tumblerd', ['tumblerd', '--log-level', 'd'])).toBe('debug');
+    expect(complete('_tumbler', ['tumbler', '-f', '4', 'knock', '--d'])).toBe('--delay');
+    expect(complete('_tumbler', ['tumbler', '--family', ''])).toBe('4 6');
+  });
+});
+
 describe('man pages', () => {
   const groff = spawnSync('groff', ['--version']).status === 0;
   (groff ? it : it.skip)(`render without a warning${groff ? '' : ' (skipped: no groff)'}`, () => {
