@@ -47,7 +47,8 @@ function config(prefix: string, sequence: number[]): string {
     const deb = buildDeb(lab.dir);
     machine = new DebianMachine(`tumbler-deploy-${lab.id}`, lab.srv, [`${deb}:/tmp/tumblerd.deb`]);
     await machine.boot(rootfs);
-    machine.run(['dpkg', '-i', '/tmp/tumblerd.deb']);
+    /* as the README says (apt resolves the dependencies from what is installed) */
+    machine.run(['apt-get', 'install', '-y', '/tmp/tumblerd.deb']);
   }, 900_000);
 
   afterAll(async () => {
