@@ -8,6 +8,7 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runFleetBench } from './fleet';
 import { generateLog } from './genlog';
 import { Daemon, Lab, labUnavailable, sleep, spawnJunkFlood } from '../test/support/lab';
 import { TumblerListener } from '../src/tumbler/listener';
@@ -218,6 +219,30 @@ async function benchLatency(): Promise<void> {
   }
 }
 
+async function benchFleet(): Promise<void> {
+  say('## A fleet of 50 gateways on one Redis');
+  say();
+  if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
+    say('Skipped: redis-server is not installed (bash .ci/run installs it).');
+    say();
+    return;
+  }
+  const r = await runFleetBench(50, 200);
+  say(`${r.gateways} fleet members in one process (each with its own connections, consumer group and heartbeat), one redis-server (appendfsync everysec) on loopback, ${r.knocks} knocks at 50 a second, each accepted by a different member: claimed (SET NX PXAT), published (XADD), read and applied by the ${r.gateways - 1} others.`);
+  say();
+  say('| measure | median | p99 | max |');
+  say('|---|---|---|---|');
+  const ms = (x: { median: number; p99: number; max: number }) => `${fmt(x.median, 1)} ms | ${fmt(x.p99, 1)} ms | ${fmt(x.max, 1)} ms`;
+  say(`| accepted on one gateway → applied on another | ${ms(r.eachMs)} |`);
+  say(`| accepted on one gateway → applied on all ${r.gateways - 1} others | ${ms(r.allMs)} |`);
+  say();
+  const ops = Object.entries(r.opsPerKnock).map(([c, n]) => `${c.toUpperCase()} ${fmt(n, 2)}`).join(', ');
+  say(`Redis commands per knock: ${fmt(r.totalOpsPerKnock, 1)} (${ops}); heartbeats (HSET + HGETALL every 2 s per gateway) and blocking reads that time out (one per second per gateway) come on top, per second rather than per knock.`);
+  say(`Redis CPU per knock beyond the idle fleet: ${fmt(r.redisCpuUsPerKnock)} µs, so one Redis core takes about ${fmt(r.knocksPerSecondPerCore)} knocks a second with ${r.gateways} gateways (the cost grows with the number of gateways: every one reads and acknowledges every grant).`);
+  say();
+  headline.push(`| Fleet of ${r.gateways} gateways, one Redis: grant propagation | median ${fmt(r.allMs.median, 1)} ms, p99 ${fmt(r.allMs.p99, 1)} ms to all ${r.gateways - 1} others; ${fmt(r.totalOpsPerKnock, 1)} Redis commands and ${fmt(r.redisCpuUsPerKnock)} µs of Redis CPU a knock | within 1 s: ${verdict(r.allMs.p99 <= 1000)} |`);
+}
+
 async function main(): Promise<void> {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   say('# Benchmark results');
@@ -229,6 +254,7 @@ async function main(): Promise<void> {
   benchSources();
   await benchTumbler();
   await benchLatency();
+  await benchFleet();
   const notes = path.join(BENCH, 'PROFILE.md');
   if (fs.existsSync(notes)) report.push(fs.readFileSync(notes, 'utf8'));
   fs.writeFileSync(path.join(BENCH, 'RESULTS.md'), report.join('\n') + '\n');

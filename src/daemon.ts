@@ -18,10 +18,12 @@ import { DoorDispatcher } from './doors/dispatcher';
 import { StateStore } from './doors/stateStore';
 import { CommandRunner, dryRunner, execRunner, formatCommand } from './exec/commandRunner';
 import { FirewallBackend } from './firewall/backend';
+import { Fleet } from './fleet/fleet';
 import { createFirewall, firewallKind } from './firewall/select';
 import { KnockPipeline } from './knock/pipeline';
 import { Completion, KnockTracker, knockDoorsOf } from './knock/tracker';
 import { createLogger, reconfigureLogger } from './logger';
+import type { Grant } from './model/grant';
 import { LogLineParser } from './netfilter/logLine';
 import { formatResult, runPreflight } from './preflight/preflight';
 import { PREFLIGHT_CHECKS } from './preflight/securityChecks';
@@ -72,6 +74,7 @@ export class Daemon {
   private readonly tracker: KnockTracker;
   private readonly pipeline: KnockPipeline;
   private readonly listener: TumblerListener;
+  private readonly fleet: Fleet | null;
   private sources: LineSource[] = [];
   private control: { close(): void } | null = null;
   private watcher: FSWatcher | null = null;
@@ -96,8 +99,10 @@ export class Daemon {
       if (this.log.isDebugEnabled()) this.log.debug('knock progress', { door, src, step: `${step}/${of}` });
     });
     this.pipeline = new KnockPipeline(this.tracker);
-    this.listener = new TumblerListener(verifiersOf(config), this.replay, {
-      grant: (g) => void this.dispatcher.openDoor(g),
+    /* with a fleet, knocks are claimed in the group's store and grants on fleet doors published */
+    this.fleet = config.fleet && new Fleet(config.fleet, config.doors, this.dispatcher, this.log);
+    this.listener = new TumblerListener(verifiersOf(config), this.fleet?.replayStore(this.replay) ?? this.replay, {
+      grant: (g) => void this.admit(g),
       info: (m, meta) => this.log.info(m, meta),
       warn: (m, meta) => this.log.warn(m, meta),
     });
@@ -112,7 +117,8 @@ export class Daemon {
       this.log.info(`firewall backend ${this.firewall.name} ready`);
     }
     await this.dispatcher.restore(saved.doors);
-    this.control = await startControlServer(config.stateDir, this.dispatcher);
+    await this.fleet?.start();
+    this.control = await startControlServer(config.stateDir, this.dispatcher, this.fleet && (() => this.fleet!.status()));
     this.startSources(config.sources);
     await this.listener.listen(config.tumbler.listen);
     for (const r of await runPreflight(config, PREFLIGHT_CHECKS)) {
@@ -153,6 +159,7 @@ export class Daemon {
     this.tracker.setMaxSources(next.maxSources);
     this.tracker.reconfigure(knockDoorsOf(next.doors));
     this.dispatcher.reconfigure(next.doors);
+    this.fleet?.reconfigure(next.doors);
     this.listener.setVerifiers(verifiersOf(next));
     if (JSON.stringify(next.sources) !== JSON.stringify(before.sources)) {
       for (const s of this.sources) s.stop();
@@ -194,6 +201,7 @@ export class Daemon {
     await this.watcher?.close();
     for (const s of this.sources) s.stop();
     this.listener.close();
+    await this.fleet?.stop();
     this.control?.close();
     if (this.config.keepOpenOnExit) {
       this.log.info('keep_open_on_exit: open doors stay open; the kernel and the next start close them');
@@ -206,7 +214,12 @@ export class Daemon {
 
   private onCompletion(c: Completion): void {
     this.log.info('knock sequence completed', { door: c.door, src: c.src, seconds: (c.time - c.startedAt) / 1000 });
-    void this.dispatcher.openDoor({ door: c.door, src: c.src, family: c.family, via: 'sequence', user: null, at: c.time });
+    void this.admit({ door: c.door, src: c.src, family: c.family, via: 'sequence', user: null, at: c.time });
+  }
+
+  /** Every grant made on this gateway: through the fleet where there is one, else straight to the doors. */
+  private admit(grant: Grant): Promise<void> {
+    return this.fleet ? this.fleet.admit(grant) : this.dispatcher.openDoor(grant);
   }
 
   private startSources(list: SourceConfig[]): void {

@@ -10,6 +10,8 @@ import type { DaemonOptions } from '../daemon';
 import { formatScanReport, scanLogs } from './scan';
 import { controlRequest } from '../control/server';
 import { OpenDoor } from '../doors/dispatcher';
+import type { FleetStatus } from '../fleet/fleet';
+import { writeNewFleetKey } from '../fleet/key';
 import { formatResult, runPreflight } from '../preflight/preflight';
 import { PREFLIGHT_CHECKS } from '../preflight/securityChecks';
 import { packageVersion } from './version';
@@ -74,6 +76,23 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
+function formatFleet(f: FleetStatus): string {
+  const ago = (ms: number) => `${(ms / 1000).toFixed(1)}s ago`;
+  const lines = [
+    `fleet ${f.group} as ${f.name}: Redis ${f.redis} ${f.state} since ${new Date(f.since).toISOString()}${f.error ? ` (${f.error})` : ''}; offline: ${f.offline}`,
+    `  members: ${f.members.map((m) => `${m.name} (${ago(m.seenMsAgo)})`).join(', ') || 'none seen'}`,
+    `  stream: ${f.stream ? `${f.stream.lag ?? '?'} unread, ${f.stream.pending} unacknowledged` : 'unknown'}; ` +
+      `published ${f.published}, refused ${f.refused}, opened here only ${f.openedLocallyOnly}; ` +
+      `received ${f.received.received}, applied ${f.received.applied}` +
+      Object.entries(f.received.dropped).map(([why, n]) => `, ${why} ${n}`).join(''),
+  ];
+  if (f.lastReceived) {
+    const l = f.lastReceived;
+    lines.push(`  last received: ${l.door} for ${l.src} from ${l.from}: read ${l.receivedMs} ms and open ${l.openedMs} ms after the knock`);
+  }
+  return lines.join('\n') + '\n';
+}
+
 const program = new Command('tumblerd')
   .version(packageVersion(), '-V, --version')
   .description('Secure port-knocking daemon: opens doors for classic knocks read from the firewall log and for Tumbler knocks')
@@ -122,10 +141,12 @@ program
   .action(async (opts: { config: string; json?: boolean }) => {
     const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'status' });
     const doors = (reply.doors ?? []) as OpenDoor[];
+    const fleet = reply.fleet as FleetStatus | undefined;
     if (opts.json) {
-      process.stdout.write(JSON.stringify(doors, null, 2) + '\n');
+      process.stdout.write(JSON.stringify(fleet ? { doors, fleet } : doors, null, 2) + '\n');
       return;
     }
+    if (fleet) process.stdout.write(formatFleet(fleet));
     if (doors.length === 0) process.stdout.write('no door is open\n');
     for (const d of doors) {
       process.stdout.write(
@@ -133,6 +154,15 @@ program
           `closes ${d.closesAt === null ? 'never' : new Date(d.closesAt).toISOString()}\n`,
       );
     }
+  });
+
+program
+  .command('keygen')
+  .description('write a new random key to a file only its owner can read')
+  .requiredOption('--fleet <file>', 'the fleet key (fleet.key_file): copy the same file to every gateway of the group')
+  .action((opts: { fleet: string }) => {
+    writeNewFleetKey(opts.fleet);
+    process.stdout.write(`wrote a new fleet key to ${opts.fleet} (mode 0600)\n`);
   });
 
 program

@@ -15,6 +15,7 @@ import { convertLegacy, detectLegacy } from './legacy';
 import type { AllowRule, CommandTemplate, DoorConfig } from '../model/door';
 import type { ListenAddress } from '../model/address';
 import { SourceConfig, TumblerdConfig } from './types';
+import { RawFleet, parseFleet } from '../fleet/config';
 
 export interface ConfigProblem {
   file: string;
@@ -57,6 +58,7 @@ interface RawConfig {
   keep_open_on_exit?: boolean;
   sources?: Record<string, unknown>[];
   tumbler?: { listen?: string[]; skew_minutes?: number };
+  fleet?: RawFleet;
   doors: Record<string, Record<string, unknown>>;
 }
 
@@ -251,6 +253,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         allow: ((d.allow as string[] | undefined) ?? []).map((a, i) =>
           attempt([...at('allow'), i], { proto: 'tcp' as const, port: 0 }, () => parseAllow(a)),
         ),
+        fleet: d.fleet === true,
       };
       if (!door.sequence && !door.secret && secretKeys.length === 0) {
         problem(['doors', name], 'the door has no sequence and no secret: nothing can open it', true);
@@ -264,6 +267,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       if (d.allow !== undefined && d.close_after === undefined) {
         problem(at('allow'), 'allow needs close_after: a door tumbler opens must close again');
       }
+      if (door.fleet && !data.fleet) problem(at('fleet'), 'a fleet door needs the fleet: section (Redis, name, group, key_file)');
+      if (door.fleet && d.close_after === undefined) problem(at('fleet'), 'a fleet door needs close_after: what it opens on every gateway must close again');
       if (door.sequenceTimeoutMs <= 0 && d.sequence !== undefined) {
         problem(at('sequence_timeout'), 'must be longer than zero');
       }
@@ -287,6 +292,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     problem(['doors', withSequence[0], 'sequence'], 'doors have knock sequences but no log source is configured (sources:)');
   }
 
+  const fleet = data.fleet ? parseFleet(data.fleet, file, readFile, (p, message) => problem(p, message)) : null;
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     file,
@@ -298,6 +305,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     keepOpenOnExit: data.keep_open_on_exit ?? false,
     sources,
     tumbler: { listen, skewMinutes: data.tumbler?.skew_minutes ?? 1 },
+    fleet,
     doors,
   };
 }

@@ -19,6 +19,8 @@ export const RELOAD_POLICY: Record<Exclude<keyof TumblerdConfig, 'file'>, Reload
   /* doors open now were opened through the old backend and must be closed through it */
   firewall: 'restart',
   nftables: 'restart',
+  /* the Redis connections, the consumer group and the replay store are made once */
+  fleet: 'restart',
 };
 
 const yamlName = (camel: string) => camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

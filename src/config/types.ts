@@ -1,6 +1,7 @@
 /** The validated configuration the daemon runs on. Names follow the YAML keys, in camelCase. */
 import type { ListenAddress } from '../model/address';
 import type { DoorConfig } from '../model/door';
+import type { FleetConfig } from '../fleet/config';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'verbose' | 'debug';
 
@@ -20,5 +21,7 @@ export interface TumblerdConfig {
   keepOpenOnExit: boolean;
   sources: SourceConfig[];
   tumbler: { listen: ListenAddress[]; skewMinutes: number };
+  /** Shared replay and grants with other gateways through Redis; null when alone. */
+  fleet: FleetConfig | null;
   doors: DoorConfig[];
 }

@@ -15,7 +15,12 @@ export function socketPath(stateDir: string): string {
   return path.join(stateDir, 'tumblerd.sock');
 }
 
-export async function startControlServer(stateDir: string, dispatcher: DoorDispatcher): Promise<net.Server> {
+export async function startControlServer(
+  stateDir: string,
+  dispatcher: DoorDispatcher,
+  /** The fleet's state, for status, where this gateway is in one. */
+  fleet: (() => Promise<object>) | null = null,
+): Promise<net.Server> {
   const file = socketPath(stateDir);
   fs.rmSync(file, { force: true }); /* left by a daemon that was killed */
   const server = net.createServer((conn) => {
@@ -35,7 +40,7 @@ export async function startControlServer(stateDir: string, dispatcher: DoorDispa
     } catch {
       return { ok: false, error: 'not JSON' };
     }
-    if (req.cmd === 'status') return { ok: true, doors: dispatcher.list() };
+    if (req.cmd === 'status') return { ok: true, doors: dispatcher.list(), ...(fleet ? { fleet: await fleet() } : {}) };
     if (req.cmd === 'revoke' && typeof req.door === 'string' && typeof req.src === 'string') {
       const src = canonicalSource(req.src);
       if (!src) return { ok: false, error: `${req.src} is not an address` };

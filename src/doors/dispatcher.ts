@@ -146,14 +146,14 @@ export class DoorDispatcher {
       failedCloses: 0,
     };
     this.open.set(key, entry);
-    this.schedule(entry);
+    this.schedule(entry, grant.untilMs);
     /* on disk before anything opens: a crash from here on still leaves a record to close it by */
     this.persist();
     this.log.info('door opened', { door: name, src, via, ...(user ? { user } : {}), closesAt: iso(entry.closesAt) });
     if (entry.allow.length > 0 && this.firewall) {
       try {
         if (await this.firewall.repair()) this.log.warn("tumbler's firewall chain or its jump was missing: put back");
-        await this.firewall.allow(src, family, entry.allow, (entry.closeAfterMs ?? 0) / 1000);
+        await this.firewall.allow(src, family, entry.allow, this.secondsLeft(entry));
       } catch (err) {
         this.log.error('open failed: could not add the firewall entries', { door: name, src, error: (err as Error).message });
       }
@@ -181,7 +181,8 @@ export class DoorDispatcher {
 
   /* with the close_after the door opened with, like the timer, whatever a reload changed since */
   private extend(entry: Entry, grant: Grant): void {
-    this.schedule(entry);
+    /* a grant that ends sooner than the door already closes does not shorten it */
+    this.schedule(entry, grant.untilMs === undefined ? undefined : Math.max(grant.untilMs, entry.closesAt ?? 0));
     this.persist();
     this.log.info('door already open: extended', {
       door: entry.door,
@@ -191,16 +192,23 @@ export class DoorDispatcher {
       closesAt: iso(entry.closesAt),
     });
     if (entry.allow.length > 0 && this.firewall && entry.closeAfterMs !== null) {
-      this.firewall.allow(entry.src, entry.family, entry.allow, entry.closeAfterMs / 1000).catch((err: Error) =>
+      this.firewall.allow(entry.src, entry.family, entry.allow, this.secondsLeft(entry)).catch((err: Error) =>
         this.log.error('could not renew the firewall entries', { door: entry.door, src: entry.src, error: err.message }),
       );
     }
   }
 
-  private schedule(entry: Entry): void {
+  /** close_after from now, or sooner where the grant ends sooner (`untilMs`). */
+  private schedule(entry: Entry, untilMs?: number): void {
     if (entry.closeAfterMs === null) return;
-    entry.closesAt = this.now() + entry.closeAfterMs;
-    this.arm(entry, entry.closeAfterMs);
+    const now = this.now();
+    entry.closesAt = Math.min(now + entry.closeAfterMs, untilMs ?? Infinity);
+    this.arm(entry, entry.closesAt - now);
+  }
+
+  /* the kernel's own timeout for `allow:` entries ends with the door */
+  private secondsLeft(entry: Entry): number {
+    return entry.closesAt === null ? 0 : Math.max(1, Math.ceil((entry.closesAt - this.now()) / 1000));
   }
 
   private arm(entry: Entry, inMs: number): void {

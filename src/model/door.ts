@@ -36,4 +36,6 @@ export interface DoorConfig {
   closeAfterMs: number | null;
   commandTimeoutMs: number;
   allow: AllowRule[];
+  /** A grant here opens the door on every gateway of the fleet (config `fleet: true`). */
+  fleet?: boolean;
 }

@@ -1,6 +1,7 @@
 /** Start-up checks about who else could read a secret or forge a knock. */
 import fs from 'node:fs';
 import { TumblerdConfig } from '../config/types';
+import { fleetKeyPrivate } from '../fleet/key';
 import { isSyslogKernelLine } from '../netfilter/logLine';
 import { CheckResult, PreflightCheck } from './preflight';
 
@@ -58,4 +59,4 @@ export const fileSourcesKernelOnly: PreflightCheck = {
   },
 };
 
-export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly];
+export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly, fleetKeyPrivate];

@@ -103,7 +103,7 @@ export class TumblerListener {
   private async claim(grant: Grant, key: string, untilMs: number, now: number, protocol: string): Promise<void> {
     let verdict;
     try {
-      verdict = await this.replay.claim(key, untilMs, now);
+      verdict = await this.replay.claim(key, untilMs, now, grant.replayScope);
     } catch (err) {
       /* no claim, no door: a knock whose use cannot be recorded could be replayed */
       this.counts.refused++;

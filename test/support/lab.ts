@@ -288,7 +288,8 @@ export class Daemon {
   readonly child: ChildProcess;
 
   constructor(
-    readonly lab: Lab | null,
+    /** Where it runs: the lab's server namespace (or any host with a namespace and a spawn, like a fleet lab's gateway). */
+    readonly lab: Pick<Lab, 'srv' | 'spawn'> | null,
     readonly configFile: string,
     extraArgs: string[] = [],
     env: NodeJS.ProcessEnv = process.env,
