@@ -19,16 +19,17 @@ _tumbler_words() {
 
 _tumblerd() {
   local cur prev cmd
-  _tumbler_words '@(-c|--config|--log-level)'
+  _tumbler_words '@(-c|--config|--log-level|--fleet)'
   case $prev in
-    -c|--config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    -c|--config|--fleet) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --log-level) COMPREPLY=($(compgen -W 'error warn info verbose debug' -- "$cur")); return ;;
   esac
   case $cmd in
-    '') COMPREPLY=($(compgen -W '-c --config --check --dry-run --log-level -V --version -h --help scan convert status revoke' -- "$cur")) ;;
+    '') COMPREPLY=($(compgen -W '-c --config --check --dry-run --log-level -V --version -h --help scan convert status keygen revoke' -- "$cur")) ;;
     scan) COMPREPLY=($(compgen -W '-c --config --json -h --help' -- "$cur") $(compgen -f -- "$cur")) ;;
     convert) COMPREPLY=($(compgen -f -- "$cur")) ;;
     status) COMPREPLY=($(compgen -W '-c --config --json -h --help' -- "$cur")) ;;
+    keygen) COMPREPLY=($(compgen -W '--fleet -h --help' -- "$cur")) ;;
     revoke) COMPREPLY=($(compgen -W '-c --config -h --help' -- "$cur")) ;;
   esac
 }
