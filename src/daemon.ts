@@ -7,7 +7,14 @@
  * The path of a grant: source line → LogLineParser → KnockPipeline/KnockTracker → Completion →
  * Grant; or datagram → TumblerListener → KnockVerifier → replay claim → Grant. Every Grant goes
  * to DoorDispatcher.openDoor, which records the door, opens it, and closes it on time.
+ *
+ * State: each owner persists its own data in state_dir. The dispatcher's open doors go to
+ * doors.json (StateStore, small, replaced atomically); accepted replay ids are appended to
+ * replay.log (FileReplayStore). A knock costs one append and one small write, never the cache.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import chokidar, { FSWatcher } from 'chokidar';
 import winston from 'winston';
 import { ConfigError, loadConfigFile } from './config/load';
@@ -15,24 +22,28 @@ import { configChange } from './config/reloadPolicy';
 import { SourceConfig, TumblerdConfig } from './config/types';
 import { startControlServer } from './control/server';
 import { DoorDispatcher } from './doors/dispatcher';
-import { StateStore } from './doors/stateStore';
+import { StateStore, currentBootId } from './doors/stateStore';
 import { CommandRunner, dryRunner, execRunner, formatCommand } from './exec/commandRunner';
 import { FirewallBackend } from './firewall/backend';
+import { DryRunFirewall } from './firewall/dryRun';
 import { Fleet } from './fleet/fleet';
 import { createFirewall, firewallKind } from './firewall/select';
 import { KnockPipeline } from './knock/pipeline';
 import { Completion, KnockTracker, knockDoorsOf } from './knock/tracker';
 import { createLogger, reconfigureLogger } from './logger';
 import type { Grant } from './model/grant';
+import { HostFilter, HostView, interfaceSet } from './netfilter/hostFilter';
 import { LogLineParser } from './netfilter/logLine';
 import { formatResult, runPreflight } from './preflight/preflight';
 import { PREFLIGHT_CHECKS } from './preflight/securityChecks';
 import { FileSource } from './sources/fileSource';
 import { JournaldSource } from './sources/journaldSource';
-import { KmsgSource, uptimeUsec } from './sources/kmsgSource';
+import { KmsgSource, kmsgWallTime, uptimeUsec } from './sources/kmsgSource';
 import { LineSource, SourceHooks } from './sources/source';
 import { TumblerListener } from './tumbler/listener';
-import { ReplayCache } from './tumbler/replayCache';
+import { FileReplayStore } from './tumbler/fileReplayStore';
+import { prepareStateDir } from './util/trustedDir';
+import { lockStateDir } from './util/instanceLock';
 import { TumblerV1Verifier } from './tumbler/v1Verifier';
 import { KnockVerifier } from './tumbler/verifier';
 
@@ -44,6 +55,8 @@ export interface DaemonOptions {
   logLevel?: string;
   /** Watch the config file and reload when it changes (off in tests that reload by hand). */
   watchConfig?: boolean;
+  /** The namespace's interfaces and addresses (tests that knock on loopback give their own). */
+  readHostView?: () => HostView;
 }
 
 export interface ReloadResult {
@@ -66,13 +79,17 @@ export function verifiersOf(config: TumblerdConfig): KnockVerifier[] {
 export class Daemon {
   readonly log: winston.Logger;
   private config: TumblerdConfig;
+  /** config.stateDir, or with --dry-run a temporary folder of its own, removed at stop. */
+  readonly stateDir: string;
   private readonly store: StateStore;
-  private readonly replay: ReplayCache;
+  private readonly replay: FileReplayStore;
+  private lock: { release(): void } | null = null;
   private readonly runner: CommandRunner;
   private readonly firewall: FirewallBackend | null;
   private readonly dispatcher: DoorDispatcher;
   private readonly tracker: KnockTracker;
   private readonly pipeline: KnockPipeline;
+  private readonly hostFilter: HostFilter;
   private readonly listener: TumblerListener;
   private readonly fleet: Fleet | null;
   private sources: LineSource[] = [];
@@ -86,19 +103,24 @@ export class Daemon {
     const config = options.config;
     this.config = config;
     this.log = createLogger(config.log, options.logLevel);
-    this.store = new StateStore(config.stateDir);
-    this.replay = new ReplayCache(undefined, () => this.persist());
+    /* a dry run must not touch the real doors' records: a later real start would close its pretend doors */
+    this.stateDir = options.dryRun ? fs.mkdtempSync(path.join(os.tmpdir(), 'tumblerd-dry-run-')) : config.stateDir;
+    this.store = new StateStore(this.stateDir, () => this.dispatcher.snapshot());
+    this.replay = new FileReplayStore(this.stateDir, undefined, (m) => this.log.warn(m));
     this.runner = options.dryRun
       ? dryRunner((argv) => this.log.info('dry run: would run', { command: formatCommand(argv) }))
       : execRunner;
     const kind = firewallKind(config);
-    this.firewall = kind && createFirewall(kind, config, this.runner);
-    this.dispatcher = new DoorDispatcher(config.doors, this.runner, this.log, () => this.persist(), this.firewall);
+    this.firewall = kind && (options.dryRun ? new DryRunFirewall(kind, (m) => this.log.info(m)) : createFirewall(kind, config, this.runner));
+    this.dispatcher = new DoorDispatcher(config.doors, this.runner, this.log, () => this.store.save(), this.firewall);
     this.tracker = new KnockTracker(knockDoorsOf(config.doors), config.maxSources, (door, src, step, of) => {
       /* winston formats a message before it looks at the level: not on this path unless wanted */
       if (this.log.isDebugEnabled()) this.log.debug('knock progress', { door, src, step: `${step}/${of}` });
     });
-    this.pipeline = new KnockPipeline(this.tracker);
+    this.hostFilter = new HostFilter(interfaceSet(config.interfaces), options.readHostView);
+    this.pipeline = new KnockPipeline(this.tracker, (e) => this.hostFilter.refuse(e), (e, why) => {
+      if (this.log.isDebugEnabled()) this.log.debug('not a knock for this host', { src: e.src, dst: e.dst, in: e.iface, why });
+    });
     /* with a fleet, knocks are claimed in the group's store and grants on fleet doors published */
     this.fleet = config.fleet && new Fleet(config.fleet, config.doors, this.dispatcher, this.log);
     this.listener = new TumblerListener(verifiersOf(config), this.fleet?.replayStore(this.replay) ?? this.replay, {
@@ -110,15 +132,24 @@ export class Daemon {
 
   async start(): Promise<void> {
     const config = this.config;
-    const saved = this.store.load((m) => this.log.warn(m));
-    this.replay.load(saved.replay, Date.now());
+    prepareStateDir(this.stateDir);
+    this.lock = lockStateDir(this.stateDir);
+    const saved = this.store.load();
+    for (const p of saved.problems) this.log.warn(`state: ${p}`);
+    const replay = await this.replay.open(Date.now(), saved.legacyReplay);
+    if (replay.loaded > 0) this.log.info('replay cache loaded', { entries: replay.loaded, expiredOrBad: replay.skipped });
+    const boot = currentBootId();
+    const rebooted = saved.bootId !== null && boot !== null && saved.bootId !== boot;
     if (this.firewall) {
       await this.firewall.setup();
       this.log.info(`firewall backend ${this.firewall.name} ready`);
     }
-    await this.dispatcher.restore(saved.doors);
+    await this.dispatcher.restore(saved.doors, rebooted);
+    await this.store.save();
+    this.store.retireLegacy();
     await this.fleet?.start();
-    this.control = await startControlServer(config.stateDir, this.dispatcher, this.fleet && (() => this.fleet!.status()));
+    this.control = await startControlServer(this.stateDir, this.dispatcher, this.fleet && (() => this.fleet!.status()));
+    this.hostFilter.start();
     this.startSources(config.sources);
     await this.listener.listen(config.tumbler.listen);
     for (const r of await runPreflight(config, PREFLIGHT_CHECKS)) {
@@ -158,6 +189,7 @@ export class Daemon {
     reconfigureLogger(this.log, next.log, this.options.logLevel);
     this.tracker.setMaxSources(next.maxSources);
     this.tracker.reconfigure(knockDoorsOf(next.doors));
+    this.hostFilter.setOnly(interfaceSet(next.interfaces));
     this.dispatcher.reconfigure(next.doors);
     this.fleet?.reconfigure(next.doors);
     this.listener.setVerifiers(verifiersOf(next));
@@ -190,6 +222,11 @@ export class Daemon {
     return this.stopping;
   }
 
+  /** The replay store's size and what its log has cost so far (for the benchmark of a knock's I/O). */
+  replayStats(): { entries: number; io: FileReplayStore['io'] } {
+    return { entries: this.replay.size, io: { ...this.replay.io } };
+  }
+
   /** Where the Tumbler listener is bound (with the ports the kernel chose for port 0). */
   tumblerAddresses(): { address: string; port: number }[] {
     return this.listener.addresses();
@@ -200,15 +237,22 @@ export class Daemon {
     if (this.stats) clearInterval(this.stats);
     await this.watcher?.close();
     for (const s of this.sources) s.stop();
+    this.hostFilter.stop();
     this.listener.close();
     await this.fleet?.stop();
     this.control?.close();
     if (this.config.keepOpenOnExit) {
+      await this.dispatcher.release();
       this.log.info('keep_open_on_exit: open doors stay open; the kernel and the next start close them');
     } else {
+      /* every close command has ended when this resolves: systemd must not kill them (KillMode=mixed) */
       await this.dispatcher.closeAll(`tumblerd stopping (${reason})`);
       await this.firewall?.teardown();
     }
+    await this.replay.close();
+    await this.store.save().catch((err: Error) => this.log.error('could not write the state file', { file: this.store.file, error: err.message }));
+    this.lock?.release();
+    if (this.options.dryRun) fs.rmSync(this.stateDir, { recursive: true, force: true });
     this.log.info('tumblerd stopped');
   }
 
@@ -223,9 +267,8 @@ export class Daemon {
   }
 
   private startSources(list: SourceConfig[]): void {
-    const bootTimeMs = Date.now() - uptimeUsec() / 1000;
     this.sources = list.map((s) => {
-      const parser = new LogLineParser({ prefixes: s.prefixes, bootTimeMs });
+      const parser = new LogLineParser({ prefixes: s.prefixes, kmsgTime: kmsgWallTime(), ...(s.kind === 'file' && { timeZone: s.timeZone }) });
       const hooks: SourceHooks = {
         line: (line) => {
           for (const c of this.pipeline.feed(parser, line, Date.now() - this.tracker.horizonMs)) this.onCompletion(c);
@@ -239,15 +282,6 @@ export class Daemon {
       return new JournaldSource(hooks);
     });
     for (const s of this.sources) s.start();
-  }
-
-  /* the state file holds both owners' data for now: every change rewrites it whole */
-  private persist(): void {
-    try {
-      this.store.save({ doors: this.dispatcher.snapshot(), replay: this.replay.toJSON() });
-    } catch (err) {
-      this.log.error('could not write the state file', { file: this.store.file, error: (err as Error).message });
-    }
   }
 
   private reportStats(): void {

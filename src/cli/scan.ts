@@ -8,7 +8,9 @@ import { TumblerdConfig } from '../config/types';
 import { formatKnock } from '../knock/sequence';
 import { KnockPipeline, LineCounts } from '../knock/pipeline';
 import { Completion, KnockTracker, knockDoorsOf } from '../knock/tracker';
+import { hostRefusal, interfaceSet, readHostView, staticView } from '../netfilter/hostFilter';
 import { LogLineParser } from '../netfilter/logLine';
+import { uptimeUsec } from '../sources/kmsgSource';
 import { LineSplitter } from '../sources/lineSplitter';
 
 export interface ScanReport {
@@ -17,7 +19,24 @@ export interface ScanReport {
   counts: LineCounts & { doorsOpened: number };
 }
 
-async function feedFile(file: string, splitter: LineSplitter): Promise<void> {
+export interface ScanOptions {
+  /** Count only packets to these addresses / on these interfaces (logs of this host); none: any host's. */
+  addresses?: string[];
+  interfaces?: string[];
+  /** Also count only packets to this namespace's own interfaces and addresses. */
+  thisHost?: boolean;
+  /** IANA zone of stamps without one; default: this process's. */
+  timeZone?: string;
+  /** Where `-` reads from. */
+  stdin?: NodeJS.ReadableStream;
+}
+
+async function feedFile(file: string, splitter: LineSplitter, stdin: NodeJS.ReadableStream): Promise<void> {
+  if (file === '-') {
+    for await (const chunk of stdin) splitter.push(chunk as Buffer);
+    splitter.flush();
+    return;
+  }
   const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   const gz = file.endsWith('.gz');
   const stream = gz ? raw.pipe(zlib.createGunzip()) : raw;
@@ -26,12 +45,15 @@ async function feedFile(file: string, splitter: LineSplitter): Promise<void> {
   splitter.flush();
 }
 
-export async function scanLogs(config: TumblerdConfig, files: string[]): Promise<ScanReport> {
+export async function scanLogs(config: TumblerdConfig, files: string[], options: ScanOptions = {}): Promise<ScanReport> {
   const prefixes = [...new Set(config.sources.flatMap((s) => s.prefixes))];
-  /* Only kmsg dumps need a boot time; "now minus uptime" is right for this boot's records. */
-  const bootTimeMs = Date.now() - Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
-  const parser = new LogLineParser({ prefixes, bootTimeMs });
-  const pipeline = new KnockPipeline(new KnockTracker(knockDoorsOf(config.doors), config.maxSources));
+  /* Only kmsg dumps and dmesg need a boot time; "now minus uptime" is right for this boot's records. */
+  const bootTimeMs = Date.now() - uptimeUsec() / 1000;
+  const parser = new LogLineParser({ prefixes, bootTimeMs, timeZone: options.timeZone });
+  /* Logs may come from another host: the grammar and the direction always apply, the addresses when asked */
+  const only = interfaceSet(config.interfaces);
+  const view = options.thisHost ? readHostView() : staticView(options.interfaces ?? [], options.addresses ?? []);
+  const pipeline = new KnockPipeline(new KnockTracker(knockDoorsOf(config.doors), config.maxSources), (e) => hostRefusal(e, view, only));
   const opened: Completion[] = [];
   const splitter = new LineSplitter(
     (line) => {
@@ -40,7 +62,7 @@ export async function scanLogs(config: TumblerdConfig, files: string[]): Promise
     },
     () => pipeline.skipOverlong(),
   );
-  for (const file of files) await feedFile(file, splitter);
+  for (const file of files) await feedFile(file, splitter, options.stdin ?? process.stdin);
   return { files, opened, counts: { ...pipeline.counts, doorsOpened: opened.length } };
 }
 
@@ -59,6 +81,8 @@ export function formatScanReport(config: TumblerdConfig, report: ScanReport): st
     `netfilter lines:   ${k.netfilter}`,
     `skipped malformed: ${k.malformed + k.overlong}`,
     `other protocols:   ${k.ignored}`,
+    `fragments:         ${k.fragments}`,
+    `not for this host: ${k.notForHost}`,
     `knock events:      ${k.events}`,
     `doors opened:      ${k.doorsOpened}`,
   );

@@ -8,6 +8,7 @@ import { ConfigError, DEFAULT_STATE_DIR, loadConfigFile } from '../config/load';
 import { TumblerdConfig } from '../config/types';
 import type { DaemonOptions } from '../daemon';
 import { formatScanReport, scanLogs } from './scan';
+import { isKnownTimeZone } from '../netfilter/zoneTime';
 import { controlRequest } from '../control/server';
 import { OpenDoor } from '../doors/dispatcher';
 import type { FleetStatus } from '../fleet/fleet';
@@ -17,6 +18,9 @@ import { PREFLIGHT_CHECKS } from '../preflight/securityChecks';
 import { packageVersion } from './version';
 
 export const DEFAULT_CONFIG = '/etc/tumblerd/tumblerd.yaml';
+
+/** For options given more than once. */
+const collect = (value: string, list: string[]) => [...list, value];
 
 function loadOrExit(file: string): TumblerdConfig {
   try {
@@ -116,12 +120,22 @@ const program = new Command('tumblerd')
 program
   .command('scan')
   .description('replay logs (plain or .gz) through the knock rules without running anything, and report which doors would have opened')
-  .argument('<logfile...>', 'log files to read from the start')
+  .argument('<logfile...>', 'log files to read from the start; - for standard input')
   .option('-c, --config <file>', 'config file (YAML)', DEFAULT_CONFIG)
   .option('--json', 'print the report as JSON')
-  .action(async (files: string[], opts: { config: string; json?: boolean }) => {
+  .option('--address <ip>', "count only packets sent to this address (the logging host's); repeatable", collect, [])
+  .option('--interface <name>', 'count only packets that came in on this interface; repeatable', collect, [])
+  .option('--this-host', "count only packets to this host's own interfaces and addresses, as the daemon does")
+  .option('--timezone <zone>', 'IANA zone of stamps that carry none (traditional syslog); default: this machine\'s')
+  .action(async (files: string[], opts: { config: string; json?: boolean; address?: string[]; interface?: string[]; thisHost?: boolean; timezone?: string }) => {
     const config = loadOrExit(opts.config);
-    const report = await scanLogs(config, files);
+    if (opts.timezone !== undefined && !isKnownTimeZone(opts.timezone)) throw new Error(`--timezone ${opts.timezone}: not an IANA time zone name`);
+    const report = await scanLogs(config, files, {
+      addresses: opts.address,
+      interfaces: opts.interface,
+      thisHost: opts.thisHost,
+      timeZone: opts.timezone,
+    });
     process.stdout.write((opts.json ? JSON.stringify(report, null, 2) : formatScanReport(config, report)) + '\n');
   });
 
@@ -151,7 +165,9 @@ program
     for (const d of doors) {
       process.stdout.write(
         `${d.door}  ${d.src}  via ${d.via}  opened ${new Date(d.openedAt).toISOString()}  ` +
-          `closes ${d.closesAt === null ? 'never' : new Date(d.closesAt).toISOString()}\n`,
+          `closes ${d.closesAt === null ? 'never' : new Date(d.closesAt).toISOString()}` +
+          (d.closeFailingSince ? `  CLOSE FAILING since ${new Date(d.closeFailingSince).toISOString()}: ${d.lastCloseError}` : '') +
+          '\n',
       );
     }
   });
@@ -171,11 +187,16 @@ program
   .argument('<door>', 'door name')
   .argument('<source>', 'the address it is open for')
   .option('-c, --config <file>', 'config file (YAML), for its state_dir', DEFAULT_CONFIG)
-  .action(async (door: string, source: string, opts: { config: string }) => {
-    const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'revoke', door, src: source });
+  .option('--forget', 'if the close fails, drop the door from the record all the same (what it opened may stay open)')
+  .action(async (door: string, source: string, opts: { config: string; forget?: boolean }) => {
+    const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'revoke', door, src: source, forget: !!opts.forget });
     if (!reply.ok) {
       process.stderr.write(`tumblerd: ${reply.error}\n`);
       process.exit(1);
+    }
+    if (reply.forgotten) {
+      process.stdout.write(`forgot ${door} for ${source}; its close failed (${reply.error}): check the firewall by hand\n`);
+      process.exit(3);
     }
     process.stdout.write(`closed ${door} for ${source}\n`);
   });

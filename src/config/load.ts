@@ -11,10 +11,12 @@ import { splitCommand } from '../doors/commandTemplate';
 import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence';
 import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
 import { parseDuration } from './duration';
+import { isKnownTimeZone } from '../netfilter/zoneTime';
 import { convertLegacy, detectLegacy } from './legacy';
 import type { AllowRule, CommandTemplate, DoorConfig } from '../model/door';
 import type { ListenAddress } from '../model/address';
 import { SourceConfig, TumblerdConfig } from './types';
+import { MAX_CLOSE_AFTER_MS, MAX_COMMAND_TIMEOUT_MS } from '../doors/stateStore';
 import { RawFleet, parseFleet } from '../fleet/config';
 
 export interface ConfigProblem {
@@ -56,6 +58,7 @@ interface RawConfig {
   firewall?: 'iptables' | 'nftables';
   nftables?: { table?: string; chain?: string };
   keep_open_on_exit?: boolean;
+  interfaces?: string[];
   sources?: Record<string, unknown>[];
   tumbler?: { listen?: string[]; skew_minutes?: number };
   fleet?: RawFleet;
@@ -148,6 +151,14 @@ function asList<T>(value: T | T[] | undefined): T[] {
   return Array.isArray(value) ? value : [value];
 }
 
+/**
+ * The secrets printed in the documentation and the sample configs ("open-pAsSwOrD", from the
+ * Dr. Dobb's article): anyone can read them, so a door with one is as good as open.
+ */
+export function isSampleSecret(secret: string): boolean {
+  return /pAsSwOrD/.test(secret);
+}
+
 /** Validates config text; `file` is only used in messages and to resolve secret_file. */
 export function parseConfig(text: string, file: string, options: LoadOptions = {}): TumblerdConfig {
   const env = options.env ?? process.env;
@@ -203,7 +214,14 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     const prefixes = asList(s.prefix as string | string[]);
     const kinds = ['file', 'kmsg', 'journald'].filter((k) => s[k] !== undefined && s[k] !== false);
     if (kinds.length !== 1) problem(['sources', i], 'a source is exactly one of file:, kmsg: or journald: true');
-    if (s.file !== undefined) return { kind: 'file', path: s.file as string, prefixes };
+    if (s.timezone !== undefined && !isKnownTimeZone(s.timezone as string)) {
+      problem(['sources', i, 'timezone'], `"${s.timezone}" is not an IANA time zone name (such as "Europe/Berlin" or "UTC")`);
+    } else if (s.timezone !== undefined && s.file === undefined) {
+      problem(['sources', i, 'timezone'], 'only file sources have stamps without a zone');
+    }
+    if (s.file !== undefined) {
+      return { kind: 'file', path: s.file as string, prefixes, ...(s.timezone !== undefined && { timeZone: s.timezone as string }) };
+    }
     if (s.kmsg !== undefined) return { kind: 'kmsg', path: s.kmsg as string, prefixes };
     return { kind: 'journald', prefixes };
   });
@@ -216,16 +234,21 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         d.sequence === undefined ? null : attempt(at('sequence'), null, () => parseSequence(d.sequence));
       const secretKeys = ['secret', 'secret_file', 'secret_env'].filter((k) => d[k] !== undefined);
       let secret: string | null = null;
+      let secretFile: string | null = null;
       if (secretKeys.length > 1) problem(at(secretKeys[1]), 'give only one of secret, secret_file and secret_env');
       else if (d.secret !== undefined) secret = d.secret as string;
       else if (d.secret_file !== undefined) {
         const f = path.resolve(path.dirname(file), d.secret_file as string);
+        secretFile = f;
         secret = attempt(at('secret_file'), null, () => readFile(f).split('\n')[0]);
       } else if (d.secret_env !== undefined) {
         secret = env[d.secret_env as string] ?? null;
         if (!secret) problem(at('secret_env'), `environment variable ${d.secret_env} is not set`);
       }
       if (secretKeys.length === 1 && secret === '') problem(at(secretKeys[0]), 'the secret is empty');
+      if (secret && isSampleSecret(secret)) {
+        problem(at(secretKeys[0]), 'this is the sample secret from the documentation, which everyone can read: choose a long random one (head -c 24 /dev/urandom | base64)');
+      }
       if (secret) {
         const other = secretOwner.get(secret);
         if (other) problem(at(secretKeys[0]), `door "${other}" has the same secret: a knock could not tell them apart`);
@@ -253,7 +276,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         allow: ((d.allow as string[] | undefined) ?? []).map((a, i) =>
           attempt([...at('allow'), i], { proto: 'tcp' as const, port: 0 }, () => parseAllow(a)),
         ),
+        ...(d.max_open !== undefined ? { maxOpen: d.max_open as number } : {}),
+        secretFile,
         fleet: d.fleet === true,
+        ...(d.interfaces !== undefined && { interfaces: d.interfaces as string[] }),
       };
       if (!door.sequence && !door.secret && secretKeys.length === 0) {
         problem(['doors', name], 'the door has no sequence and no secret: nothing can open it', true);
@@ -263,6 +289,15 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       }
       if ((d.close !== undefined || d.close6 !== undefined) && d.close_after === undefined) {
         problem(at(d.close !== undefined ? 'close' : 'close6'), 'close needs close_after to say when to run it');
+      }
+      if (d.close_after !== undefined && d.close === undefined && d.close6 === undefined && d.allow === undefined && (d.open !== undefined || d.open6 !== undefined)) {
+        problem(at('close_after'), 'close_after with open but no close or allow: nothing would close the door (give it close:, or drop close_after)');
+      }
+      if (door.closeAfterMs !== null && door.closeAfterMs > MAX_CLOSE_AFTER_MS) {
+        problem(at('close_after'), `must be at most ${MAX_CLOSE_AFTER_MS / 86_400_000} days`);
+      }
+      if (door.commandTimeoutMs > MAX_COMMAND_TIMEOUT_MS) {
+        problem(at('command_timeout'), `must be at most ${MAX_COMMAND_TIMEOUT_MS / 86_400_000} day`);
       }
       if (d.allow !== undefined && d.close_after === undefined) {
         problem(at('allow'), 'allow needs close_after: a door tumbler opens must close again');
@@ -303,6 +338,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     firewall: data.firewall ?? null,
     nftables: { table: data.nftables?.table ?? 'inet filter', chain: data.nftables?.chain ?? 'input' },
     keepOpenOnExit: data.keep_open_on_exit ?? false,
+    ...(data.interfaces !== undefined && { interfaces: data.interfaces }),
     sources,
     tumbler: { listen, skewMinutes: data.tumbler?.skew_minutes ?? 1 },
     fleet,

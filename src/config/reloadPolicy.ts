@@ -14,6 +14,7 @@ export const RELOAD_POLICY: Record<Exclude<keyof TumblerdConfig, 'file'>, Reload
   sources: 'live',
   tumbler: 'live',
   doors: 'live',
+  interfaces: 'live',
   /* open doors, the replay cache and the control socket live there */
   stateDir: 'restart',
   /* doors open now were opened through the old backend and must be closed through it */

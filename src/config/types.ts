@@ -6,7 +6,7 @@ import type { FleetConfig } from '../fleet/config';
 export type LogLevel = 'error' | 'warn' | 'info' | 'verbose' | 'debug';
 
 export type SourceConfig =
-  | { kind: 'file'; path: string; prefixes: string[] }
+  | { kind: 'file'; path: string; prefixes: string[]; timeZone?: string }
   | { kind: 'kmsg'; path: string; prefixes: string[] }
   | { kind: 'journald'; prefixes: string[] };
 
@@ -19,6 +19,8 @@ export interface TumblerdConfig {
   firewall: 'iptables' | 'nftables' | null;
   nftables: { table: string; chain: string };
   keepOpenOnExit: boolean;
+  /** Classic knocks count only on these interfaces; absent: any of the namespace's. */
+  interfaces?: string[];
   sources: SourceConfig[];
   tumbler: { listen: ListenAddress[]; skewMinutes: number };
   /** Shared replay and grants with other gateways through Redis; null when alone. */

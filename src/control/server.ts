@@ -1,13 +1,16 @@
 /**
  * The daemon's control socket, `state_dir/tumblerd.sock`: what `tumblerd status` and
  * `tumblerd revoke` talk to. A Unix socket with mode 0600 in a 0700 folder, so only root can
- * use it. One JSON request per line, one JSON answer per line.
+ * use it (the daemon refuses a state folder others can write: see util/trustedDir.ts, and so does
+ * a client run as root, so that no one can answer in tumblerd's place). One JSON request per line,
+ * one JSON answer per line.
  */
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { DoorDispatcher } from '../doors/dispatcher';
 import { canonicalSource } from '../model/address';
+import { untrustedReason } from '../util/trustedDir';
 
 const MAX_REQUEST = 4096;
 
@@ -34,7 +37,7 @@ export async function startControlServer(
     });
   });
   const answer = async (line: string): Promise<Record<string, unknown>> => {
-    let req: { cmd?: unknown; door?: unknown; src?: unknown };
+    let req: { cmd?: unknown; door?: unknown; src?: unknown; forget?: unknown };
     try {
       req = JSON.parse(line);
     } catch {
@@ -44,8 +47,16 @@ export async function startControlServer(
     if (req.cmd === 'revoke' && typeof req.door === 'string' && typeof req.src === 'string') {
       const src = canonicalSource(req.src);
       if (!src) return { ok: false, error: `${req.src} is not an address` };
-      const closed = await dispatcher.closeDoor(req.door, src.address, 'revoked by tumblerd revoke');
-      return closed ? { ok: true } : { ok: false, error: `door ${req.door} is not open for ${src.address}` };
+      const forget = req.forget === true;
+      const r = await dispatcher.closeDoor(req.door, src.address, forget ? 'revoked by tumblerd revoke --forget' : 'revoked by tumblerd revoke', forget);
+      if (!r.found) return { ok: false, error: `door ${req.door} is not open for ${src.address}` };
+      if (r.closed) return { ok: true, closed: true };
+      if (r.forgotten) return { ok: true, closed: false, forgotten: true, error: r.error };
+      return {
+        ok: false,
+        error: `the close failed: ${r.error}. The door stays on record and its close is retried; ` +
+          `tumblerd revoke --forget ${req.door} ${src.address} drops the record`,
+      };
     }
     return { ok: false, error: 'unknown request' };
   };
@@ -64,6 +75,15 @@ export async function startControlServer(
 
 /** Sends one request to a running daemon and returns its answer. */
 export function controlRequest(stateDir: string, request: object): Promise<Record<string, unknown>> {
+  if (process.getuid?.() === 0) {
+    let why: string | null;
+    try {
+      why = untrustedReason(stateDir);
+    } catch {
+      why = null; /* missing: connecting says so */
+    }
+    if (why) return Promise.reject(new Error(`not asking ${socketPath(stateDir)}: ${why}, so the answer could come from anyone`));
+  }
   return new Promise((resolve, reject) => {
     const conn = net.connect(socketPath(stateDir));
     let buf = '';

@@ -14,12 +14,20 @@ export interface CommandResult {
 /** `input`, if given, is written to the command's standard input (batches for ipset restore, nft -f -). */
 export type CommandRunner = (argv: readonly string[], timeoutMs: number, input?: string) => Promise<CommandResult>;
 
+/**
+ * What a command gets as its environment: tumblerd's PATH and nothing else. tumblerd's own
+ * environment may hold secrets (secret_env) that no door command needs to see.
+ */
+export function commandEnv(): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
+}
+
 export const execRunner: CommandRunner = (argv, timeoutMs, input) =>
   new Promise((resolve) => {
     const child = execFile(
       argv[0],
       argv.slice(1),
-      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024, windowsHide: true },
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024, windowsHide: true, env: commandEnv() },
       (err, stdout, stderr) => {
         const e = err as (NodeJS.ErrnoException & { killed?: boolean; signal?: string; code?: number | string }) | null;
         resolve({

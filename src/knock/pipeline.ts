@@ -1,6 +1,11 @@
 /** Log lines in, completed knocks out, with the counts a sysadmin wants to see. */
+import type { HostRefusal } from '../netfilter/hostFilter';
 import { LogLineParser } from '../netfilter/logLine';
+import { PacketEvent } from '../model/packet';
 import { Completion, KnockTracker } from './tracker';
+
+/** Says why a packet is not a knock for this host, or null (a HostFilter, or hostRefusal with a fixed view). */
+export type HostCheck = (e: PacketEvent) => HostRefusal | null;
 
 export interface LineCounts {
   lines: number;
@@ -9,6 +14,10 @@ export interface LineCounts {
   malformed: number;
   /** Well-formed netfilter lines of other protocols. */
   ignored: number;
+  /** Well-formed non-first fragments: no ports. */
+  fragments: number;
+  /** Packets that did not come in to this host (another namespace's, forwarded, sent, loopback). */
+  notForHost: number;
   /** Lines dropped unread for their length (no log line is that long). */
   overlong: number;
   /** Packets logged too long ago to act on (rsyslog replays the ring buffer on start). */
@@ -19,9 +28,16 @@ export interface LineCounts {
 const NONE: readonly Completion[] = Object.freeze([]);
 
 export class KnockPipeline {
-  readonly counts: LineCounts = { lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, stale: 0, events: 0 };
+  readonly counts: LineCounts = {
+    lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, fragments: 0, notForHost: 0, stale: 0, events: 0,
+  };
 
-  constructor(readonly tracker: KnockTracker) {}
+  /** `onRefused` hears of each packet the host check turned away, and why. */
+  constructor(
+    readonly tracker: KnockTracker,
+    private readonly hostCheck: HostCheck | null = null,
+    private readonly onRefused?: (e: PacketEvent, why: HostRefusal) => void,
+  ) {}
 
   /** Counts a line the reader dropped for its length. */
   skipOverlong(): void {
@@ -36,10 +52,17 @@ export class KnockPipeline {
     if (typeof r === 'string') {
       if (r === 'malformed') this.counts.malformed++;
       else if (r === 'ignored') this.counts.ignored++;
+      else if (r === 'fragment') this.counts.fragments++;
       if (r !== 'other') this.counts.netfilter++;
       return NONE;
     }
     this.counts.netfilter++;
+    const refused = this.hostCheck?.(r) ?? null;
+    if (refused !== null) {
+      this.counts.notForHost++;
+      this.onRefused?.(r, refused);
+      return NONE;
+    }
     if (r.time < notBefore) {
       this.counts.stale++;
       return NONE;

@@ -4,7 +4,9 @@
  * same answer as watching it live.
  *
  * Stricter than knockd: a packet from the source that is neither the next knock nor a repeat of
- * the last one resets the attempt, so a port scan that passes the ports in order opens nothing.
+ * one already knocked resets the attempt, so a port scan that passes the ports in order opens
+ * nothing. Repeats are what the kernel retransmits for a slow client's earlier SYNs (after 1 s,
+ * 3 s, ...): they neither advance nor reset.
  */
 import type { DoorConfig } from '../model/door';
 import { Family } from '../model/address';
@@ -17,6 +19,8 @@ export interface KnockDoor {
   sequence: Knock[];
   timeoutMs: number;
   flags: FlagFilter;
+  /** Only packets that came in on these interfaces knock on this door; null: any. */
+  interfaces?: ReadonlySet<string> | null;
 }
 
 export interface Completion {
@@ -103,6 +107,7 @@ export class KnockTracker {
     for (let i = 0; i < this.doors.length; i++) {
       const door = this.doors[i];
       if (!flagsPass(door.flags, e)) continue;
+      if (door.interfaces && !door.interfaces.has(e.iface)) continue;
       const seq = door.sequence;
       let attempt = st?.attempts[i];
       if (attempt && e.time - attempt.start > door.timeoutMs) {
@@ -119,7 +124,7 @@ export class KnockTracker {
           }
           continue;
         }
-        if (knockMatches(seq[attempt.step - 1], e)) continue;
+        if (knockedAlready(seq, attempt.step, e)) continue;
         this.clear(st!, i);
         this.counters.resets++;
       }
@@ -190,9 +195,23 @@ export class KnockTracker {
   }
 }
 
+/** Does `e` repeat one of the first `step` knocks of `seq`? */
+function knockedAlready(seq: Knock[], step: number, e: PacketEvent): boolean {
+  for (let k = 0; k < step; k++) if (knockMatches(seq[k], e)) return true;
+  return false;
+}
+
 /** The doors of a config that have a classic sequence, as the tracker wants them. */
 export function knockDoorsOf(doors: readonly DoorConfig[]): KnockDoor[] {
   return doors.flatMap((d) =>
-    d.sequence ? [{ name: d.name, sequence: d.sequence, timeoutMs: d.sequenceTimeoutMs, flags: d.flags }] : [],
+    d.sequence
+      ? [{
+          name: d.name,
+          sequence: d.sequence,
+          timeoutMs: d.sequenceTimeoutMs,
+          flags: d.flags,
+          interfaces: d.interfaces && d.interfaces.length > 0 ? new Set(d.interfaces) : null,
+        }]
+      : [],
   );
 }

@@ -36,6 +36,12 @@ export interface DoorConfig {
   closeAfterMs: number | null;
   commandTimeoutMs: number;
   allow: AllowRule[];
+  /** Classic knocks count only when they came in on one of these interfaces (knockd's Interface); absent: any. */
+  interfaces?: string[];
+  /** Most sources the door is open for at once (`max_open`); the dispatcher's default when absent. */
+  maxOpen?: number;
+  /** Where the secret was read from (`secret_file`), for the permission check. */
+  secretFile?: string | null;
   /** A grant here opens the door on every gateway of the fleet (config `fleet: true`). */
   fleet?: boolean;
 }

@@ -28,7 +28,10 @@ export interface PacketEvent {
   dport: number;
   /** Bitmask of TCP_FLAGS; 0 for UDP. */
   flags: number;
+  /** The interface the packet came in on (`IN=`); empty for packets this host sent. */
   iface: string;
+  /** The interface it was routed out of (`OUT=`): set only for forwarded and outgoing packets. */
+  out?: string;
   /** The configured prefix the line matched. */
   prefix: string;
 }

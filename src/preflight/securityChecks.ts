@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import { TumblerdConfig } from '../config/types';
 import { fleetKeyPrivate } from '../fleet/key';
 import { isSyslogKernelLine } from '../netfilter/logLine';
+import { FORGERY_CHECKS } from './forgeryChecks';
 import { CheckResult, PreflightCheck } from './preflight';
+import { untrustedReason } from '../util/trustedDir';
 
 /**
  * A syslog file that holds other programs' lines lets any local user write a line that looks
@@ -59,4 +61,58 @@ export const fileSourcesKernelOnly: PreflightCheck = {
   },
 };
 
-export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [secretsReadable, fileSourcesKernelOnly, fleetKeyPrivate];
+/** Below this, a sniffed knock lets a secret be guessed offline in reach of a laptop. */
+export const MIN_SECRET_LENGTH = 16;
+
+export const secretStrength: PreflightCheck = {
+  name: 'secret-length',
+  run(config: TumblerdConfig): CheckResult[] {
+    return config.doors.flatMap((d): CheckResult[] =>
+      d.secret && d.secret.length < MIN_SECRET_LENGTH
+        ? [{
+            status: 'warn',
+            message: `door ${d.name} has a secret of ${d.secret.length} characters: anyone who sniffs one knock can guess it offline`,
+            fix: `use ${MIN_SECRET_LENGTH} or more random characters (head -c 24 /dev/urandom | base64)`,
+          }]
+        : [],
+    );
+  },
+};
+
+export const secretFilesPrivate: PreflightCheck = {
+  name: 'secret-file-mode',
+  run(config: TumblerdConfig): CheckResult[] {
+    return config.doors.flatMap((d): CheckResult[] => {
+      if (!d.secretFile) return [];
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(d.secretFile);
+      } catch {
+        return [];
+      }
+      const uid = process.getuid?.();
+      if ((st.mode & 0o077) === 0 && (uid === undefined || st.uid === uid || st.uid === 0)) return [];
+      return [{
+        status: 'warn',
+        message: `${d.secretFile}, the secret of door ${d.name}, has mode ${(st.mode & 0o777).toString(8)} and owner uid ${st.uid}: others can read or change it`,
+        fix: `chown root: ${d.secretFile}; chmod 600 ${d.secretFile}`,
+      }];
+    });
+  },
+};
+
+/** The daemon refuses to start on such a folder (util/trustedDir.ts); --check says so beforehand. */
+export const stateDirTrusted: PreflightCheck = {
+  name: 'state-dir',
+  run(config: TumblerdConfig): CheckResult[] {
+    if (process.getuid?.() !== 0 || !fs.existsSync(config.stateDir)) return [];
+    const why = fs.lstatSync(config.stateDir).isSymbolicLink() ? `${config.stateDir} is a symlink` : untrustedReason(config.stateDir);
+    return why
+      ? [{ status: 'fail', message: `state_dir ${config.stateDir} is not safe for root: ${why}`, fix: 'make it and every folder above it root\'s and writable by no one else (a sticky folder like /tmp is fine above it)' }]
+      : [];
+  },
+};
+
+export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [
+  secretsReadable, fileSourcesKernelOnly, fleetKeyPrivate, secretStrength, secretFilesPrivate, stateDirTrusted, ...FORGERY_CHECKS,
+];

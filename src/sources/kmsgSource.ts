@@ -7,7 +7,6 @@
  * overwrites records it had not read; it is restarted, and the records' sequence numbers tell
  * what was read already (skipped) and what was lost (counted).
  */
-import fs from 'node:fs';
 import { LineSource, SourceHooks } from './source';
 import { SupervisedCommand } from './supervisedCommand';
 
@@ -55,7 +54,19 @@ export class KmsgSource implements LineSource {
   }
 }
 
-/** Microseconds since boot now, from /proc/uptime (the clock /dev/kmsg stamps records with). */
+/**
+ * Microseconds since boot now, on the clock /dev/kmsg stamps records with: CLOCK_MONOTONIC
+ * (checked here against a record written to /dev/kmsg; /proc/uptime also counts time suspended).
+ */
 export function uptimeUsec(): number {
-  return Math.floor(Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1e6);
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/**
+ * Wall-clock time of a kmsg stamp, from the offset between the wall clock and the stamps' clock as
+ * it is when the record is read: a wall clock that steps (an NTP step after boot, a VM restored,
+ * a resume) is followed from the next record on, instead of every knock looking stale.
+ */
+export function kmsgWallTime(now: () => number = Date.now, monotonicUsec: () => number = uptimeUsec): (usec: number) => number {
+  return (usec) => Math.floor(now() - Math.max(0, monotonicUsec() - usec) / 1000);
 }

@@ -106,7 +106,44 @@ export function matchDigest(
   return findMatch(digest, expectedDigests(ip, doors, now, skewMinutes));
 }
 
-/** When a digest can no longer be replayed: the end of its minute's UTC year (TIME repeats within a year). */
-export function replayHorizon(minute: number): number {
-  return Date.UTC(new Date(minute).getUTCFullYear() + 1, 0, 1);
+/** Unpadded decimal, as Perl prints a number: "0" is the only text with a leading zero. */
+function unpadded(text: string, max: number, min = 0): number | null {
+  if (text.length === 0 || (text.length > 1 && text[0] === '0')) return null;
+  const n = Number(text);
+  return n >= min && n <= max ? n : null;
+}
+
+/**
+ * The last minute of `minute`'s UTC year whose TIME string is the same as `minute`'s. TIME is
+ * printed without padding, so month, day, hour and minute can split the digits in other ways:
+ * 2025-01-05 01:15 and 11:05 are both `12505115`. At most 16 splits are tried.
+ */
+export function lastSameTimeString(minute: number): number {
+  const year = new Date(minute).getUTCFullYear();
+  const rest = timeString(minute).slice(String(year - 1900).length);
+  let last = minute;
+  const widths = [1, 2];
+  for (const a of widths) for (const b of widths) for (const c of widths) for (const d of widths) {
+    if (a + b + c + d !== rest.length) continue;
+    const month = unpadded(rest.slice(0, a), 11);
+    const day = unpadded(rest.slice(a, a + b), 31, 1);
+    const hour = unpadded(rest.slice(a + b, a + b + c), 23);
+    const min = unpadded(rest.slice(a + b + c), 59);
+    if (month === null || day === null || hour === null || min === null) continue;
+    const t = Date.UTC(year, month, day, hour, min);
+    /* Date.UTC rolls 31 February over into March: not a real date of that month */
+    if (new Date(t).getUTCDate() !== day) continue;
+    if (t > last) last = t;
+  }
+  return last;
+}
+
+/**
+ * When a digest made for `minute` can no longer verify: after the last minute of the year with
+ * the same TIME string, plus the skew the server accepts (a knock made at 23:59 on 31 December
+ * still verifies in the first minutes of the new year). TIME strings of different years differ
+ * in their year digits, so no digest verifies in a later year beyond that.
+ */
+export function replayHorizon(minute: number, skewMinutes: number): number {
+  return lastSameTimeString(minute) + (skewMinutes + 1) * MINUTE_MS;
 }

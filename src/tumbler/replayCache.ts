@@ -38,6 +38,24 @@ export class ReplayCache implements ReplayStore {
     for (const [k, until] of this.seen) if (until <= now) this.seen.delete(k);
   }
 
+  /** Takes back a claim that could not be made durable: the knock was refused, so it may come again. */
+  release(key: string): void {
+    this.seen.delete(key);
+  }
+
+  /** Each entry and its expiry, for a store that persists them; safe while claims go on. */
+  entries(): IterableIterator<[string, number]> {
+    return this.seen.entries();
+  }
+
+  /** Restores one entry, as load() does for many; false if it is expired or there is no room. */
+  restore(key: string, untilMs: number, now: number): boolean {
+    if (!(untilMs > now) || this.seen.size >= this.max) return false;
+    const known = this.seen.get(key);
+    if (known === undefined || known < untilMs) this.seen.set(key, untilMs);
+    return true;
+  }
+
   get size(): number {
     return this.seen.size;
   }

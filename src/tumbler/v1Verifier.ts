@@ -41,7 +41,7 @@ export class TumblerV1Verifier implements KnockVerifier {
       kind: 'grant',
       grant: { door: match.door, src: from.address, family: from.family, via: 'tumbler', user: null, at: now },
       /* the digest itself: a replay in another spelling (upper-case hex, a newline) is the same knock */
-      replay: { key: digest.toString('hex'), untilMs: replayHorizon(match.minute) },
+      replay: { key: digest.toString('hex'), untilMs: replayHorizon(match.minute, this.skewMinutes) },
     };
   }
 

@@ -32,9 +32,25 @@ describe('the command line', () => {
       'door mixed would open for 10.231.0.2',
       'door ssh would open for fd00:231::2',
     ]);
-    expect(r.stdout).toMatch(/lines read: +12\nnetfilter lines: +12\nskipped malformed: +0\nother protocols: +0\nknock events: +12\ndoors opened: +3/);
+    expect(r.stdout).toMatch(
+      /lines read: +12\nnetfilter lines: +12\nskipped malformed: +0\nother protocols: +0\nfragments: +0\nnot for this host: +0\nknock events: +12\ndoors opened: +3/,
+    );
     const json = JSON.parse(run(TUMBLERD, 'scan', '--json', '-c', config, log).stdout);
     expect(json.counts).toMatchObject({ lines: 12, events: 12, doorsOpened: 3 });
+  });
+
+  it('tumblerd scan - reads standard input, and checks the destination only when asked', () => {
+    const text = fs.readFileSync(path.join(FIXTURES, 'rsyslog-rfc3339.log'), 'utf8');
+    const scan = (...args: string[]) => spawnSync(process.execPath, [TUMBLERD, 'scan', '-c', config, ...args], { encoding: 'utf8', input: text });
+    expect(scan('-').stdout).toMatch(/doors opened: +3/);
+    expect(scan('--address', '10.231.0.1', '-').stdout).toMatch(/not for this host: +3\nknock events: +9\ndoors opened: +2/);
+    expect(scan('--address', '192.0.2.1', '--address', 'fd00:231::1', '-').stdout).toMatch(/not for this host: +9\nknock events: +3\ndoors opened: +1/);
+    expect(scan('--interface', 'eth0', '-').stdout).toMatch(/not for this host: +12\nknock events: +0\ndoors opened: +0/);
+    /* this host has no interface s2620: the capture's namespace is gone */
+    expect(scan('--this-host', '-').stdout).toMatch(/not for this host: +12\n/);
+    const bad = scan('--address', '10.0.0.1;id', '-');
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('"10.0.0.1;id" is not an IP address');
   });
 
   it('tumblerd scan counts malformed lines and reads .gz', () => {
@@ -55,7 +71,13 @@ describe('the command line', () => {
   it('tumblerd --check: a one-line summary, or every error with file:line and a non-zero exit', () => {
     const ok = run(TUMBLERD, '--check', '-c', config);
     expect(ok.status).toBe(0);
-    expect(ok.stdout.trim().split('\n')).toHaveLength(1);
+    const [summary, ...warnings] = ok.stdout.trim().split('\n');
+    expect(summary).toMatch(/OK: 3 door\(s\)/);
+    for (const w of warnings) expect(w).toMatch(/^WARN /);
+    expect(warnings).toContain(
+      'WARN knock-sequences: door scan: sequence 43,44 is consecutive ascending ports: a scan that walks the ports in order (nmap -r, masscan ranges) knocks it' +
+        ' (fix: use three or more ports in no order a scan follows, or a Tumbler secret)',
+    );
     const bad = path.join(dir, 'bad.yaml');
     fs.writeFileSync(bad, 'doors:\n  ssh:\n    sequence: [0]\n    open: /bin/true\n');
     let r = run(TUMBLERD, '--check', '-c', bad);

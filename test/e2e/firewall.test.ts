@@ -143,7 +143,8 @@ doors:
         knock(lab);
         await waitFor('the door to open', () => daemon.count('door opened') === 1, 5000);
         await waitFor('the connection to get through', () => lab.connects(), 2000);
-        expect(daemon.output).toContain('was missing: put back');
+        /* stderr and stdout arrive on two pipes: wait for the warning rather than race it */
+        await waitFor('the repair warning', () => daemon.output.includes('was missing: put back'), 2000);
       });
 
       it('keeps running when the firewall command fails, and closes the door once it works again', async () => {
@@ -187,7 +188,7 @@ doors:
         fs.mkdirSync(stateDir, { recursive: true });
         fs.writeFileSync(path.join(stateDir, 'state.json'), '{"version":1,"doors":[{"door":"ssh","src":"1.2.3.4;id"');
         const daemon = await start();
-        expect(daemon.output).toMatch(/state file .* is unreadable .* moved to .*corrupt-\d+, starting empty/);
+        expect(daemon.output).toMatch(/state: .*state\.json is unreadable .* moved to .*corrupt-\d+; no door is taken from it/);
         expect(fs.readdirSync(stateDir).some((f) => f.startsWith('state.json.corrupt-'))).toBe(true);
       });
     },

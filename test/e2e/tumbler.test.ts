@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Daemon, Lab, SERVICE_PORT, TUMBLER, describeLab, sleep, waitFor } from '../support/lab';
 
-const SECRET = 'open-pAsSwOrD';
+const SECRET = 'open-Random-Secret-42';
 
 describeLab(
   'Tumbler knocks end to end',

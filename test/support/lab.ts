@@ -223,20 +223,27 @@ export class Lab {
   }
 
   /** Runs a long-lived process inside a namespace; destroy() kills it. */
-  spawn(ns: string, argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['pipe', 'pipe', 'pipe'], env });
+  spawn(ns: string, argv: string[], env: NodeJS.ProcessEnv = process.env, wrap: string[] = []): ChildProcess {
+    /* `wrap` runs it through another command first (nsenter into journald's mount namespace) */
+    const full = [...wrap, 'ip', 'netns', 'exec', ns, ...argv];
+    const child = spawn(full[0], full.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env });
     this.procs.push(child);
     return child;
   }
 
-  /** Starts rsyslog writing kernel lines to a file in the given format; returns the file. */
-  startRsyslog(format: 'traditional' | 'rfc3339' = 'rfc3339', file = path.join(this.dir, 'kern.log')): string {
+  /**
+   * Starts rsyslog writing kernel lines to a file in the given format; returns the file. With
+   * `socket`, it also takes local syslog datagrams on that path, as it does on /dev/log on hosts
+   * where it owns that socket (the host's own /dev/log is never touched).
+   */
+  startRsyslog(format: 'traditional' | 'rfc3339' = 'rfc3339', file = path.join(this.dir, 'kern.log'), socket?: string): string {
     const template = format === 'traditional' ? 'RSYSLOG_TraditionalFileFormat' : 'RSYSLOG_FileFormat';
     const conf = path.join(this.dir, 'rsyslog.conf');
     const pidFile = path.join(this.dir, 'rsyslog.pid');
+    const unixSocket = socket ? `module(load="imuxsock" SysSock.Use="off")\ninput(type="imuxsock" Socket="${socket}")\n` : '';
     fs.writeFileSync(
       conf,
-      `module(load="imkmsg")\nkern.* action(type="omfile" file="${file}" template="${template}")\n`,
+      `module(load="imkmsg")\n${unixSocket}kern.* action(type="omfile" file="${file}" template="${template}")\n`,
     );
     this.sh(['rsyslogd', '-f', conf, '-i', pidFile]);
     const start = Date.now();
@@ -293,9 +300,10 @@ export class Daemon {
     readonly configFile: string,
     extraArgs: string[] = [],
     env: NodeJS.ProcessEnv = process.env,
+    wrap: string[] = [],
   ) {
     const argv = [process.execPath, TUMBLERD, '--config', configFile, '--log-level', 'debug', ...extraArgs];
-    this.child = lab ? lab.spawn(lab.srv, argv, env) : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
+    this.child = lab ? lab.spawn(lab.srv, argv, env, wrap) : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
   }

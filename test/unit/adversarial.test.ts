@@ -25,7 +25,7 @@ const parser = () => new LogLineParser({ prefixes: ['FWCAP: ', 'FIREWALL: '] });
 
 function checkVerdict(v: ReturnType<LogLineParser['parse']>): void {
   if (typeof v === 'string') {
-    expect(['other', 'malformed', 'ignored']).toContain(v);
+    expect(['other', 'malformed', 'ignored', 'fragment']).toContain(v);
     return;
   }
   expect(isCanonicalSource(v.src)).toBe(true);

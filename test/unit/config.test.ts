@@ -26,10 +26,10 @@ doors:
 describe('config', () => {
   it('accepts the shipped config', () => {
     const c = loadConfigFile(SHIPPED);
-    expect(c.doors[0]).toMatchObject({ name: 'open-ssh', sequenceTimeoutMs: 10_000, closeAfterMs: 30_000, secret: 'open-pAsSwOrD' });
+    expect(c.doors[0]).toMatchObject({ name: 'open-ssh', sequenceTimeoutMs: 10_000, closeAfterMs: 30_000, secret: null });
     expect(c.doors[0].sequence).toHaveLength(3);
     expect(c.tumbler.listen).toEqual([{ host: '0.0.0.0', port: 8675 }]);
-    expect(c.sources).toEqual([{ kind: 'file', path: '/var/log/kern.log', prefixes: ['FIREWALL: '] }]);
+    expect(c.sources).toEqual([{ kind: 'kmsg', path: '/dev/kmsg', prefixes: ['FIREWALL: '] }]);
   });
 
   it('fills defaults and reads durations, lists and secrets from files and the environment', () => {

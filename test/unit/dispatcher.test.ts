@@ -8,8 +8,9 @@ import { Grant, KnockVia } from '../../src/model/grant';
 
 const ok: CommandResult = { ok: true, code: 0, signal: null, timedOut: false, stdout: '', stderr: '' };
 
-function door(name: string, closeAfterMs: number | null): DoorConfig {
+function door(name: string, closeAfterMs: number | null, maxOpen?: number): DoorConfig {
   return {
+    ...(maxOpen ? { maxOpen } : {}),
     name, sequence: null, sequenceTimeoutMs: 10_000, flags: DEFAULT_FLAGS, secret: 's-' + name,
     open: [splitCommand('fw open %IP% %NAME%')], close: [splitCommand('fw close %IP% %NAME%')],
     open6: [], close6: [splitCommand('fw6 close %IP%')],
@@ -36,7 +37,9 @@ describe('the door dispatcher', () => {
 
   it('opens once, extends on a repeated knock, closes after close_after', async () => {
     const persisted: number[] = [];
-    const d = new DoorDispatcher([door('ssh', 30_000)], runner, log, () => persisted.push(d.list().length));
+    const d: DoorDispatcher = new DoorDispatcher([door('ssh', 30_000)], runner, log, () => {
+      persisted.push(d.list().length);
+    });
     await d.openDoor(grant('ssh', '192.0.2.7', 4, 'sequence'));
     await jest.advanceTimersByTimeAsync(20_000);
     await d.openDoor(grant('ssh', '192.0.2.7', 4, 'tumbler'));
@@ -60,7 +63,7 @@ describe('the door dispatcher', () => {
   });
 
   it('closes hundreds of doors with mixed timeouts each on time, with one timer each', async () => {
-    const doors = [door('a', 5_000), door('b', 17_000), door('c', 60_000)];
+    const doors = [door('a', 5_000, 100), door('b', 17_000, 100), door('c', 60_000, 100)];
     const d = new DoorDispatcher(doors, runner, log);
     for (let i = 0; i < 300; i++) await d.openDoor(grant(doors[i % 3].name, `10.0.${i >> 8}.${i & 255}`, 4, 'sequence'));
     const closedBy = (_atMs: number) => ran.filter((r) => r.startsWith('fw close')).length;
@@ -90,7 +93,10 @@ describe('the door dispatcher', () => {
 
   it('closes what a previous run left: overdue at once, the rest on time, with the saved commands', async () => {
     const d = new DoorDispatcher([], runner, log);
-    const saved = { door: 'gone', family: 4 as const, via: 'sequence' as const, user: null, openedAt: 0, allow: [], commandTimeoutMs: 1000, closeAfterMs: 3000 };
+    const saved = {
+      door: 'gone', family: 4 as const, via: 'sequence' as const, user: null, openedAt: 0, allow: [], commandTimeoutMs: 1000, closeAfterMs: 3000,
+      closeStarted: false, closeFailingSince: null, lastCloseError: null,
+    };
     await d.restore([
       { ...saved, src: '192.0.2.1', closesAt: 999_000, close: [['fw', 'close', '192.0.2.1', 'gone']] },
       { ...saved, src: '192.0.2.2', closesAt: 1_003_000, close: [['fw', 'close', '192.0.2.2', 'gone']] },

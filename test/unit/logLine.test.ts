@@ -40,6 +40,7 @@ describe('netfilter LOG lines', () => {
       dport: 42,
       flags: TCP_FLAGS.SYN,
       iface: expect.stringMatching(/^s[0-9]+$/),
+      out: '',
       prefix: 'FWCAP: ',
     });
     const december = parser().parse(fixtureLines('rsyslog-traditional.log')[0].replace('Nov 24', 'Dec 31'));

@@ -114,7 +114,7 @@ describe('the journald source', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tumbler-journal-'));
     const fake = path.join(dir, 'journalctl');
     /* prints the recorded records, then dies; the arguments must be the ones that follow kernel messages */
-    fs.writeFileSync(fake, `#!/bin/sh\n[ "$*" = "-k -f -o json -n 0 --no-pager" ] || exit 3\ncat ${path.join(FIXTURES, 'journal.json')}\nexit 1\n`, { mode: 0o755 });
+    fs.writeFileSync(fake, `#!/bin/sh\n[ "$*" = "-k -f -o json -n 0 --no-pager SYSLOG_FACILITY=0" ] || exit 3\ncat ${path.join(FIXTURES, 'journal.json')}\nexit 1\n`, { mode: 0o755 });
     const got: string[] = [];
     const warnings: string[] = [];
     const source = new JournaldSource({ line: (l) => got.push(l), overlong: () => undefined, info: () => undefined, warn: (m) => warnings.push(m) }, fake);

@@ -28,9 +28,24 @@ describe('Tumbler protocol v1', () => {
     expect(knockDigest(t, ip, secret).toString('hex')).toBe(sha256sum(`${time}:${ip}:${secret}`));
   });
 
-  it('shares a TIME string between minutes of one year, so replays must be remembered all year', () => {
+  it('shares a TIME string between minutes of one year, so a digest is remembered until its last recurrence plus the skew', () => {
     expect(timeString(Date.UTC(2025, 0, 5, 1, 15))).toBe(timeString(Date.UTC(2025, 0, 5, 11, 5)));
-    expect(replayHorizon(Date.UTC(2025, 0, 5, 1, 15))).toBe(Date.UTC(2026, 0, 1));
+    expect(replayHorizon(Date.UTC(2025, 0, 5, 1, 15), 1)).toBe(Date.UTC(2025, 0, 5, 11, 7));
+    /* 11:05 itself recurs nowhere later: kept for its own minute and the skew only */
+    expect(replayHorizon(Date.UTC(2025, 0, 5, 11, 5), 2)).toBe(Date.UTC(2025, 0, 5, 11, 8));
+  });
+
+  it('finds every minute of the year with the same TIME string, against a brute-force search', () => {
+    const year = 2027;
+    const byString = new Map<string, number>();
+    for (let t = Date.UTC(year, 0, 1); t < Date.UTC(year + 1, 0, 1); t += 60_000) byString.set(timeString(t), t);
+    let checked = 0;
+    for (let t = Date.UTC(year, 0, 1); t < Date.UTC(year + 1, 0, 1); t += 7 * 60_000 + 13_000) {
+      const minute = Math.floor(t / 60_000) * 60_000;
+      expect(replayHorizon(minute, 0)).toBe(byString.get(timeString(minute))! + 60_000);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(70_000);
   });
 
   it('parses exactly the magic, 64 hex digits in either case, and one trailing newline', () => {
