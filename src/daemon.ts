@@ -4,7 +4,7 @@
  * dispatcher. `start()`, `reload()` and `stop()` are all there is; signals, argv and
  * `process.exit` belong to the command line (cli/tumblerd.ts), so tests run this in-process.
  *
- * The path of a grant: source line → LogLineParser → KnockPipeline/KnockTracker → Completion →
+ * The path of a grant: source line → LogLineParser → KnockPipeline/ClassicKnocks/KnockTracker → Completion →
  * Grant; or datagram → TumblerListener → KnockVerifier → replay claim → Grant. Every Grant goes
  * to DoorDispatcher.openDoor, which records the door, opens it, and closes it on time.
  *
@@ -29,7 +29,9 @@ import { DryRunFirewall } from './firewall/dryRun';
 import { Fleet } from './fleet/fleet';
 import { createFirewall, firewallKind } from './firewall/select';
 import { KnockPipeline } from './knock/pipeline';
-import { Completion, KnockTracker, knockDoorsOf } from './knock/tracker';
+import { ClassicKnocks } from './knock/classicKnocks';
+import type { Completion } from './knock/tracker';
+import { UsedSequenceFile } from './knock/usedSequences';
 import { createLogger, reconfigureLogger } from './logger';
 import type { Grant } from './model/grant';
 import { HostFilter, HostView, interfaceSet } from './netfilter/hostFilter';
@@ -87,7 +89,8 @@ export class Daemon {
   private readonly runner: CommandRunner;
   private readonly firewall: FirewallBackend | null;
   private readonly dispatcher: DoorDispatcher;
-  private readonly tracker: KnockTracker;
+  private readonly tracker: ClassicKnocks;
+  private readonly usedSequences: UsedSequenceFile;
   private readonly pipeline: KnockPipeline;
   private readonly hostFilter: HostFilter;
   private readonly listener: TumblerListener;
@@ -113,9 +116,14 @@ export class Daemon {
     const kind = firewallKind(config);
     this.firewall = kind && (options.dryRun ? new DryRunFirewall(kind, (m) => this.log.info(m)) : createFirewall(kind, config, this.runner));
     this.dispatcher = new DoorDispatcher(config.doors, this.runner, this.log, () => this.store.save(), this.firewall);
-    this.tracker = new KnockTracker(knockDoorsOf(config.doors), config.maxSources, (door, src, step, of) => {
-      /* winston formats a message before it looks at the level: not on this path unless wanted */
-      if (this.log.isDebugEnabled()) this.log.debug('knock progress', { door, src, step: `${step}/${of}` });
+    this.usedSequences = new UsedSequenceFile(path.join(this.stateDir, 'otp-used'), (m) => this.log.warn(m));
+    this.tracker = new ClassicKnocks(config.doors, config.maxSources, this.usedSequences, {
+      progress: (door, src, step, of) => {
+        /* winston formats a message before it looks at the level: not on this path unless wanted */
+        if (this.log.isDebugEnabled()) this.log.debug('knock progress', { door, src, step: `${step}/${of}` });
+      },
+      refused: (door, src, reason) => this.log.warn('knock sequence refused', { door, src, reason }),
+      warn: (m) => this.log.warn(m),
     });
     this.hostFilter = new HostFilter(interfaceSet(config.interfaces), options.readHostView);
     this.pipeline = new KnockPipeline(this.tracker, (e) => this.hostFilter.refuse(e), (e, why) => {
@@ -140,6 +148,7 @@ export class Daemon {
     if (replay.loaded > 0) this.log.info('replay cache loaded', { entries: replay.loaded, expiredOrBad: replay.skipped });
     const boot = currentBootId();
     const rebooted = saved.bootId !== null && boot !== null && saved.bootId !== boot;
+    this.usedSequences.load(Date.now());
     if (this.firewall) {
       await this.firewall.setup();
       this.log.info(`firewall backend ${this.firewall.name} ready`);
@@ -188,7 +197,7 @@ export class Daemon {
     this.config = { ...next, stateDir: before.stateDir, firewall: before.firewall, nftables: before.nftables };
     reconfigureLogger(this.log, next.log, this.options.logLevel);
     this.tracker.setMaxSources(next.maxSources);
-    this.tracker.reconfigure(knockDoorsOf(next.doors));
+    this.tracker.reconfigure(next.doors);
     this.hostFilter.setOnly(interfaceSet(next.interfaces));
     this.dispatcher.reconfigure(next.doors);
     this.fleet?.reconfigure(next.doors);

@@ -5,9 +5,12 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { TumblerdConfig } from '../config/types';
+import type { DoorConfig } from '../model/door';
 import { formatKnock } from '../knock/sequence';
 import { KnockPipeline, LineCounts } from '../knock/pipeline';
-import { Completion, KnockTracker, knockDoorsOf } from '../knock/tracker';
+import { ClassicKnocks } from '../knock/classicKnocks';
+import type { Completion } from '../knock/tracker';
+import { UsedSequenceFile } from '../knock/usedSequences';
 import { hostRefusal, interfaceSet, readHostView, staticView } from '../netfilter/hostFilter';
 import { LogLineParser } from '../netfilter/logLine';
 import { uptimeUsec } from '../sources/kmsgSource';
@@ -53,7 +56,9 @@ export async function scanLogs(config: TumblerdConfig, files: string[], options:
   /* Logs may come from another host: the grammar and the direction always apply, the addresses when asked */
   const only = interfaceSet(config.interfaces);
   const view = options.thisHost ? readHostView() : staticView(options.interfaces ?? [], options.addresses ?? []);
-  const pipeline = new KnockPipeline(new KnockTracker(knockDoorsOf(config.doors), config.maxSources), (e) => hostRefusal(e, view, only));
+  /* used sequences are remembered for this scan only: a scan must not use up the daemon's */
+  const knocks = new ClassicKnocks(config.doors, config.maxSources, new UsedSequenceFile(null), {}, true);
+  const pipeline = new KnockPipeline(knocks, (e) => hostRefusal(e, view, only));
   const opened: Completion[] = [];
   const splitter = new LineSplitter(
     (line) => {
@@ -67,7 +72,9 @@ export async function scanLogs(config: TumblerdConfig, files: string[], options:
 }
 
 export function formatScanReport(config: TumblerdConfig, report: ScanReport): string {
-  const sequences = new Map(config.doors.map((d) => [d.name, (d.sequence ?? []).map(formatKnock).join(',')]));
+  const describe = (d: DoorConfig) =>
+    d.otp ? 'derived from the time' : d.oneTimeSequences ? `one-time, from ${d.oneTimeSequences}` : (d.sequence ?? []).map(formatKnock).join(',');
+  const sequences = new Map(config.doors.map((d) => [d.name, describe(d)]));
   const lines = report.opened.map(
     (c) =>
       `${new Date(c.time).toISOString()}  door ${c.door} would open for ${c.src}` +

@@ -8,7 +8,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Knock } from '../model/door';
-import { parseKnock } from '../knock/sequence';
+import { formatKnock, parseKnock } from '../knock/sequence';
+import { otpSequence, parseOtpUri, timeStep } from '../knock/otp';
 import { canonicalSource } from '../model/address';
 import { DEFAULT_TUMBLER_PORT, formatDatagram, knockDigest, timeString } from '../tumbler/protocol';
 import { readSecret } from './secretPrompt';
@@ -116,10 +117,30 @@ async function openDoor(urlText: string, opts: OpenOptions): Promise<void> {
   }
 }
 
-async function classicKnock(host: string, ports: string[], opts: { delay: string; family?: '4' | '6' }): Promise<void> {
+interface KnockOptions {
+  delay: string;
+  family?: '4' | '6';
+  at?: string;
+}
+
+/** HOST PORT..., or a tumbler-otp:// URI alone: then the ports are the sequence of the time step now (or --at). */
+async function classicKnock(hostOrUri: string, ports: string[], opts: KnockOptions): Promise<void> {
   let knocks: Knock[];
+  let host = hostOrUri;
   try {
-    knocks = ports.map(parseKnock);
+    if (/^tumbler-otp:/i.test(hostOrUri)) {
+      if (ports.length > 0) throw new Error('give either a tumbler-otp:// URI or a host and ports, not both');
+      const when = opts.at ? Date.parse(opts.at) : Date.now();
+      if (!Number.isFinite(when)) throw new Error(`--at ${opts.at}: not a time`);
+      const uri = parseOtpUri(hostOrUri);
+      host = uri.host;
+      knocks = otpSequence(uri.spec, timeStep(when, uri.spec.stepMs));
+      ports = knocks.map(formatKnock);
+    } else {
+      if (opts.at) throw new Error('--at only goes with a tumbler-otp:// URI');
+      if (ports.length === 0) throw new Error('give the ports to knock, or a tumbler-otp:// URI');
+      knocks = ports.map(parseKnock);
+    }
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -174,12 +195,13 @@ withOpenOptions(program.command('open').description('send a Tumbler knock').argu
 
 program
   .command('knock')
-  .description('send a classic knock sequence: a TCP SYN per port, or a UDP datagram for PORT/udp')
-  .argument('<host>', 'host name or address')
-  .argument('<port...>', 'ports to knock, in order: 42 196 69/udp')
+  .description('send a classic knock sequence: a TCP SYN per port, or a UDP datagram for PORT/udp; or the sequence of a tumbler-otp:// URI now')
+  .argument('<host>', 'host name or address, or a tumbler-otp:// URI (tumblerd otp-uri prints it): then the ports are derived from the time')
+  .argument('[port...]', 'ports to knock, in order: 42 196 69/udp')
   .option('-d, --delay <ms>', 'milliseconds between knocks', '100')
+  .option('--at <time>', 'with a tumbler-otp:// URI: the sequence of another time (ISO 8601), to test clock skew')
   .addOption(familyOption())
-  .action((host: string, ports: string[], opts: { delay: string; family?: '4' | '6' }) => classicKnock(host, ports, opts));
+  .action((host: string, ports: string[], opts: KnockOptions) => classicKnock(host, ports, opts));
 
 if (require.main === module) {
   program.parseAsync().catch((err: Error) => {

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /** tumblerd: the daemon, and the commands a sysadmin runs around it. */
 import fs from 'node:fs';
+import os from 'node:os';
+import { otpUri, otpauthUri } from '../knock/otp';
 import { Command, Option } from 'commander';
 import { convertLegacy } from '../config/legacy';
 import YAML from 'yaml';
@@ -53,7 +55,7 @@ function stateDirOf(file: string): string {
 }
 
 function summary(c: TumblerdConfig): string {
-  const seq = c.doors.filter((d) => d.sequence).length;
+  const seq = c.doors.filter((d) => d.sequence || d.otp || d.oneTimeSequences).length;
   const sec = c.doors.filter((d) => d.secret).length;
   return (
     `${c.file}: OK: ${c.doors.length} door(s) (${seq} with a knock sequence, ${sec} with a Tumbler secret), ` +
@@ -145,6 +147,24 @@ program
   .argument('<file>', 'the legacy config')
   .action((file: string) => {
     process.stdout.write(convertLegacy(fs.readFileSync(file, 'utf8'), file));
+  });
+
+program
+  .command('otp-uri')
+  .description('print the tumbler-otp:// URI of a door with an otp: sequence: everything a client needs to knock (it holds the secret)')
+  .argument('<door>', 'door name')
+  .option('-c, --config <file>', 'config file (YAML)', DEFAULT_CONFIG)
+  .option('--host <host>', 'the name or address clients knock on', os.hostname())
+  .option('--otpauth', 'also print the otpauth:// URI a phone TOTP app enrols from (its code, cut into groups of digits, is the sequence)')
+  .action((door: string, opts: { config: string; host: string; otpauth?: boolean }) => {
+    const config = loadOrExit(opts.config);
+    const d = config.doors.find((x) => x.name === door);
+    if (!d?.otp) {
+      process.stderr.write(`tumblerd: ${d ? `door ${door} has no otp: sequence` : `no door named ${door}`} in ${config.file}\n`);
+      process.exit(2);
+    }
+    process.stdout.write(otpUri(opts.host, door, d.otp) + '\n');
+    if (opts.otpauth) process.stdout.write(otpauthUri(opts.host, door, d.otp) + '\n');
   });
 
 program

@@ -12,9 +12,11 @@ import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence
 import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
 import { parseDuration } from './duration';
 import { isKnownTimeZone } from '../netfilter/zoneTime';
-import { convertLegacy, detectLegacy } from './legacy';
-import type { AllowRule, CommandTemplate, DoorConfig } from '../model/door';
+import { ConvertedLegacy, LegacyError, convertLegacyMapped, detectLegacy } from './legacy';
+import type { AllowRule, CommandTemplate, DoorConfig, OtpAlgorithm, OtpSpec } from '../model/door';
 import type { ListenAddress } from '../model/address';
+import { makeOtpSpec } from '../knock/otp';
+import { parseOneTimeFile } from '../knock/oneTime';
 import { SourceConfig, TumblerdConfig } from './types';
 import { MAX_CLOSE_AFTER_MS, MAX_COMMAND_TIMEOUT_MS } from '../doors/stateStore';
 import { RawFleet, parseFleet } from '../fleet/config';
@@ -159,6 +161,34 @@ export function isSampleSecret(secret: string): boolean {
   return /pAsSwOrD/.test(secret);
 }
 
+interface RawOtp {
+  secret?: string;
+  secret_file?: string;
+  ports: string;
+  length: number;
+  step?: unknown;
+  algorithm?: OtpAlgorithm;
+}
+
+function readOtp(o: RawOtp, file: string, readFile: (f: string) => string): OtpSpec {
+  if ((o.secret === undefined) === (o.secret_file === undefined)) throw new Error('give one of secret and secret_file');
+  const secret = o.secret ?? readFile(path.resolve(path.dirname(file), o.secret_file!)).split('\n')[0];
+  return makeOtpSpec(secret, o.ports, o.length, o.step === undefined ? 30_000 : parseDuration(o.step), o.algorithm);
+}
+
+/** What is wrong with a one-time sequences file, as config errors. */
+function checkOneTimeFile(f: string, readFile: (f: string) => string): string[] {
+  let contents;
+  try {
+    contents = parseOneTimeFile(Buffer.from(readFile(f)));
+  } catch (err) {
+    return [(err as Error).message];
+  }
+  const out = contents.bad.map((b) => `${f}:${b.line}: ${b.message}`);
+  if (contents.unused.length === 0) out.push(`${f} has no unused sequence left (knockd would not start either)`);
+  return out;
+}
+
 /** Validates config text; `file` is only used in messages and to resolve secret_file. */
 export function parseConfig(text: string, file: string, options: LoadOptions = {}): TumblerdConfig {
   const env = options.env ?? process.env;
@@ -281,7 +311,19 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
         fleet: d.fleet === true,
         ...(d.interfaces !== undefined && { interfaces: d.interfaces as string[] }),
       };
-      if (!door.sequence && !door.secret && secretKeys.length === 0) {
+      const sequenceKeys = ['sequence', 'otp', 'one_time_sequences'].filter((k) => d[k] !== undefined);
+      if (sequenceKeys.length > 1) problem(at(sequenceKeys[1]), `give only one of ${sequenceKeys.join(' and ')}`);
+      else if (d.otp !== undefined) door.otp = attempt(at('otp'), null, () => readOtp(d.otp as RawOtp, file, readFile));
+      else if (d.one_time_sequences !== undefined) {
+        door.oneTimeSequences = path.resolve(path.dirname(file), d.one_time_sequences as string);
+        for (const m of checkOneTimeFile(door.oneTimeSequences, readFile)) problem(at('one_time_sequences'), m);
+      }
+      if (Array.isArray(d.open6) && d.open6.length === 0) (door.nothing6 ??= { open: false, close: false }).open = true;
+      /* nothing opened for IPv6 has nothing to close either, unless close6 says otherwise */
+      if ((Array.isArray(d.close6) && d.close6.length === 0) || (door.nothing6?.open && d.close6 === undefined)) {
+        (door.nothing6 ??= { open: false, close: false }).close = true;
+      }
+      if (!door.sequence && !door.secret && secretKeys.length === 0 && sequenceKeys.length === 0) {
         problem(['doors', name], 'the door has no sequence and no secret: nothing can open it', true);
       }
       if (door.open.length === 0 && door.allow.length === 0 && d.open === undefined) {
@@ -322,9 +364,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   if (anySecret && listen.length === 0) {
     problem(['tumbler', 'listen'], 'doors have secrets but tumbler listens nowhere');
   }
-  const withSequence = doors.filter((d) => d.sequence).map((d) => d.name);
+  const withSequence = doors.filter((d) => d.sequence || d.otp || d.oneTimeSequences);
   if (withSequence.length > 0 && sources.length === 0) {
-    problem(['doors', withSequence[0], 'sequence'], 'doors have knock sequences but no log source is configured (sources:)');
+    const d = withSequence[0];
+    problem(['doors', d.name, d.otp ? 'otp' : d.oneTimeSequences ? 'one_time_sequences' : 'sequence'], 'doors have knock sequences but no log source is configured (sources:)');
   }
 
   const fleet = data.fleet ? parseFleet(data.fleet, file, readFile, (p, message) => problem(p, message)) : null;
@@ -353,11 +396,23 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
  */
 export function loadConfigFile(file: string, options: LoadOptions = {}): TumblerdConfig {
   let text: string;
+  let legacy: ConvertedLegacy | null = null;
   try {
     text = fs.readFileSync(file, 'utf8');
-    if (detectLegacy(text)) text = convertLegacy(text, file);
+    if (detectLegacy(text)) {
+      legacy = convertLegacyMapped(text, file);
+      text = legacy.yaml;
+    }
   } catch (err) {
+    if (err instanceof LegacyError) throw new ConfigError(err.problems.map((p) => ({ file, column: 1, ...p })));
     throw new ConfigError([{ file, line: 0, column: 0, key: '', message: (err as Error).message }]);
   }
-  return parseConfig(text, file, options);
+  try {
+    return parseConfig(text, file, options);
+  } catch (err) {
+    if (!legacy || !(err instanceof ConfigError)) throw err;
+    /* point at the legacy file's lines, not at the YAML it was converted to */
+    const conv = legacy;
+    throw new ConfigError(err.problems.map((p) => ({ ...p, column: 1, ...(conv.origin(p.key) ?? { line: 1, key: p.key }) })));
+  }
 }

@@ -7,8 +7,15 @@ import { isCanonicalSource } from '../model/address';
 import type { CommandTemplate } from '../model/door';
 
 /* Characters a shell would act on: here they would be passed on literally, which is never what
- * the writer of `iptables ... | logger` meant, so they must be quoted to be used. */
-const SHELL_SPECIAL = new Set(['|', '&', ';', '<', '>', '(', ')', '$', '`']);
+ * the writer of `iptables ... | logger` meant, so they must be quoted to be used. Globs too: a
+ * shell would expand `*.conf`, `[ab]` or `?`. */
+const SHELL_SPECIAL = new Set(['|', '&', ';', '<', '>', '(', ')', '$', '`', '*', '?', '[']);
+/* Meaningful to a shell only at the start of a word: a `# comment` (knockd configs end commands
+ * with one, and its words would become arguments) and `~` for a home folder. */
+const SHELL_WORD_START: Record<string, string> = {
+  '#': 'starts a comment to a shell',
+  '~': 'is a home folder to a shell',
+};
 
 /** Splits a command line into argv; throws with a message fit for a config error. */
 export function splitCommand(line: string): CommandTemplate {
@@ -22,6 +29,12 @@ export function splitCommand(line: string): CommandTemplate {
       word = '';
       inWord = false;
       continue;
+    }
+    if (!inWord && SHELL_WORD_START[c]) {
+      throw new Error(`"${c}" at the start of a word ${SHELL_WORD_START[c]}, but commands run without one: quote it, or put the command in a script`);
+    }
+    if (c === '=' && words.length === 0 && /^[A-Za-z_][A-Za-z0-9_]*$/.test(line.slice(0, i).trimStart())) {
+      throw new Error(`"${line.slice(0, i).trimStart()}=" sets a variable for a shell, but commands run without one: use env ${line.slice(0, i).trimStart()}=..., or a script`);
     }
     inWord = true;
     if (c === "'") {

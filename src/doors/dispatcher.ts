@@ -84,7 +84,8 @@ const WARN_EVERY_MS = 1000;
 const keyOf = (door: string, src: string) => `${door}\0${src}`;
 
 /** The IPv6 variant of a door's commands where it has one (knockd's `_6`), else the common ones. */
-const forFamily = <T>(family: Family, v6: T[], common: T[]): T[] => (family === 6 && v6.length ? v6 : common);
+/** `nothing6`: the door's IPv6 commands were given as [] (knockd's empty start_command_6 =), which runs nothing rather than the IPv4 ones. */
+const forFamily = <T>(family: Family, v6: T[], common: T[], nothing6 = false): T[] => (family === 6 && (v6.length || nothing6) ? v6 : common);
 
 export class DoorDispatcher {
   private doors = new Map<string, DoorConfig>();
@@ -243,7 +244,7 @@ export class DoorDispatcher {
         return;
       }
     }
-    const openCommands = forFamily(family, door.open6, door.open).map((t) => expandCommand(t, { ip: src, name }));
+    const openCommands = forFamily(family, door.open6, door.open, door.nothing6?.open).map((t) => expandCommand(t, { ip: src, name }));
     if (door.closeAfterMs === null) {
       /* nothing ever closes it, so there is nothing to record (the config refuses close or allow without close_after) */
       this.log.info('door opened', { door: name, src, via, ...(user ? { user } : {}), closesAt: 'never' });
@@ -259,7 +260,7 @@ export class DoorDispatcher {
       openedAt: this.now(),
       /* close_after from now, or sooner where the grant ends sooner (a fleet peer's door) */
       closesAt: Math.min(this.now() + door.closeAfterMs, grant.untilMs ?? Infinity),
-      close: forFamily(family, door.close6, door.close).map((t) => expandCommand(t, { ip: src, name })),
+      close: forFamily(family, door.close6, door.close, door.nothing6?.close).map((t) => expandCommand(t, { ip: src, name })),
       allow: door.allow,
       commandTimeoutMs: door.commandTimeoutMs,
       closeAfterMs: door.closeAfterMs,

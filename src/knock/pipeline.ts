@@ -2,7 +2,12 @@
 import type { HostRefusal } from '../netfilter/hostFilter';
 import { LogLineParser } from '../netfilter/logLine';
 import { PacketEvent } from '../model/packet';
-import { Completion, KnockTracker } from './tracker';
+import type { Completion } from './tracker';
+
+/** What turns packets into completed knocks: the tracker, or ClassicKnocks around it. */
+export interface KnockHandler {
+  handle(e: PacketEvent): readonly Completion[];
+}
 
 /** Says why a packet is not a knock for this host, or null (a HostFilter, or hostRefusal with a fixed view). */
 export type HostCheck = (e: PacketEvent) => HostRefusal | null;
@@ -34,7 +39,7 @@ export class KnockPipeline {
 
   /** `onRefused` hears of each packet the host check turned away, and why. */
   constructor(
-    readonly tracker: KnockTracker,
+    readonly tracker: KnockHandler,
     private readonly hostCheck: HostCheck | null = null,
     private readonly onRefused?: (e: PacketEvent, why: HostRefusal) => void,
   ) {}

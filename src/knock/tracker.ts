@@ -3,9 +3,10 @@
  * sequence the source is. Driven only by the events' own times, so replaying a log gives the
  * same answer as watching it live.
  *
- * Stricter than knockd: a packet from the source that is neither the next knock nor a repeat of
- * one already knocked resets the attempt, so a port scan that passes the ports in order opens
- * nothing. Repeats are what the kernel retransmits for a slow client's earlier SYNs (after 1 s,
+ * Like knockd, a packet from the source with the door's flags that is not the next knock resets
+ * the attempt; knockd only sees its sequences' ports, this sees every port the firewall logs, so
+ * a port scan that passes the ports in order opens nothing. Unlike knockd, a repeat of a knock
+ * already made does not reset. Repeats are what the kernel retransmits for a slow client's earlier SYNs (after 1 s,
  * 3 s, ...): they neither advance nor reset.
  */
 import type { DoorConfig } from '../model/door';

@@ -23,6 +23,20 @@ export interface AllowRule {
   port: number;
 }
 
+export type OtpAlgorithm = 'sha1' | 'sha256' | 'sha512';
+
+/** A sequence derived from a shared secret and the time (see knock/otp.ts). */
+export interface OtpSpec {
+  /** The shared secret as TOTP apps keep it: base32, upper case, no padding. */
+  secret: string;
+  /** First port of the range; the range holds `rangeSize` ports, a power of ten. */
+  firstPort: number;
+  rangeSize: number;
+  length: number;
+  stepMs: number;
+  algorithm: OtpAlgorithm;
+}
+
 export interface DoorConfig {
   name: string;
   sequence: Knock[] | null;
@@ -36,6 +50,12 @@ export interface DoorConfig {
   closeAfterMs: number | null;
   commandTimeoutMs: number;
   allow: AllowRule[];
+  /** Instead of `sequence`: a sequence derived from a secret and the time. */
+  otp?: OtpSpec | null;
+  /** Instead of `sequence`: knockd's one_time_sequences file (absolute path). */
+  oneTimeSequences?: string | null;
+  /** `open6: []` / `close6: []` (knockd's empty start_command_6 =): nothing for IPv6 sources, not open/close. */
+  nothing6?: { open: boolean; close: boolean };
   /** Classic knocks count only when they came in on one of these interfaces (knockd's Interface); absent: any. */
   interfaces?: string[];
   /** Most sources the door is open for at once (`max_open`); the dispatcher's default when absent. */
