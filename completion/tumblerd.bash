@@ -19,19 +19,20 @@ _tumbler_words() {
 
 _tumblerd() {
   local cur prev cmd
-  _tumbler_words '@(-c|--config|--log-level|--fleet|--address|--interface|--timezone)'
+  _tumbler_words '@(-c|--config|--log-level|--fleet|--address|--interface|--timezone|--host)'
   case $prev in
     -c|--config|--fleet) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --interface) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return ;;
-    --address|--timezone) return ;;
+    --address|--timezone|--host) return ;;
     --log-level) COMPREPLY=($(compgen -W 'error warn info verbose debug' -- "$cur")); return ;;
   esac
   case $cmd in
-    '') COMPREPLY=($(compgen -W '-c --config --check --dry-run --log-level -V --version -h --help scan convert status keygen revoke' -- "$cur")) ;;
+    '') COMPREPLY=($(compgen -W '-c --config --check --dry-run --log-level -V --version -h --help scan convert status keygen otp-uri revoke' -- "$cur")) ;;
     scan) COMPREPLY=($(compgen -W '-c --config --json --address --interface --this-host --timezone -h --help' -- "$cur") $(compgen -f -- "$cur")) ;;
     convert) COMPREPLY=($(compgen -f -- "$cur")) ;;
     status) COMPREPLY=($(compgen -W '-c --config --json -h --help' -- "$cur")) ;;
     keygen) COMPREPLY=($(compgen -W '--fleet -h --help' -- "$cur")) ;;
+    otp-uri) COMPREPLY=($(compgen -W '-c --config --host --otpauth -h --help' -- "$cur")) ;;
     revoke) COMPREPLY=($(compgen -W '-c --config --forget -h --help' -- "$cur")) ;;
   esac
 }
