@@ -27,8 +27,10 @@ _tumblerd() {
     --log-level) COMPREPLY=($(compgen -W 'error warn info verbose debug' -- "$cur")); return ;;
   esac
   case $cmd in
-    '') COMPREPLY=($(compgen -W '-c --config --check --dry-run --log-level -V --version -h --help scan convert status keygen otp-uri revoke' -- "$cur")) ;;
+    '') COMPREPLY=($(compgen -W '-c --config --check --dry-run --log-level -V --version -h --help doctor demo scan convert status keygen otp-uri revoke' -- "$cur")) ;;
     scan) COMPREPLY=($(compgen -W '-c --config --json --address --interface --this-host --timezone -h --help' -- "$cur") $(compgen -f -- "$cur")) ;;
+    doctor) COMPREPLY=($(compgen -W '-c --config -h --help' -- "$cur")) ;;
+    demo) COMPREPLY=($(compgen -W '-h --help' -- "$cur")) ;;
     convert) COMPREPLY=($(compgen -f -- "$cur")) ;;
     status) COMPREPLY=($(compgen -W '-c --config --json -h --help' -- "$cur")) ;;
     keygen) COMPREPLY=($(compgen -W '--fleet -h --help' -- "$cur")) ;;

@@ -33,6 +33,7 @@ import { ClassicKnocks } from './knock/classicKnocks';
 import type { Completion } from './knock/tracker';
 import { UsedSequenceFile } from './knock/usedSequences';
 import { createLogger, reconfigureLogger } from './logger';
+import { PrometheusExporter } from './metrics/prometheus';
 import type { Grant } from './model/grant';
 import { HostFilter, HostView, interfaceSet } from './netfilter/hostFilter';
 import { LogLineParser } from './netfilter/logLine';
@@ -97,6 +98,8 @@ export class Daemon {
   private readonly fleet: Fleet | null;
   private sources: LineSource[] = [];
   private control: { close(): void } | null = null;
+  /** The Prometheus endpoint, when `metrics.listen` asks for one; components do not count into it yet. */
+  private exporter: PrometheusExporter | null = null;
   private watcher: FSWatcher | null = null;
   private stats: NodeJS.Timeout | null = null;
   private lastMalformed = 0;
@@ -158,6 +161,10 @@ export class Daemon {
     this.store.retireLegacy();
     await this.fleet?.start();
     this.control = await startControlServer(this.stateDir, this.dispatcher, this.fleet && (() => this.fleet!.status()));
+    if (config.metrics) {
+      this.exporter = new PrometheusExporter();
+      await this.exporter.start(config.metrics.listen);
+    }
     this.hostFilter.start();
     this.startSources(config.sources);
     await this.listener.listen(config.tumbler.listen);
@@ -250,6 +257,7 @@ export class Daemon {
     this.listener.close();
     await this.fleet?.stop();
     this.control?.close();
+    await this.exporter?.stop();
     if (this.config.keepOpenOnExit) {
       await this.dispatcher.release();
       this.log.info('keep_open_on_exit: open doors stay open; the kernel and the next start close them');

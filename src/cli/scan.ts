@@ -13,6 +13,7 @@ import type { Completion } from '../knock/tracker';
 import { UsedSequenceFile } from '../knock/usedSequences';
 import { hostRefusal, interfaceSet, readHostView, staticView } from '../netfilter/hostFilter';
 import { LogLineParser } from '../netfilter/logLine';
+import { PrefixCensus } from '../netfilter/prefixCensus';
 import { uptimeUsec } from '../sources/kmsgSource';
 import { LineSplitter } from '../sources/lineSplitter';
 
@@ -20,6 +21,8 @@ export interface ScanReport {
   files: string[];
   opened: Completion[];
   counts: LineCounts & { doorsOpened: number };
+  /** Netfilter lines with a prefix the config does not name, most frequent first: a wrong prefix shows here. */
+  otherPrefixes: { prefix: string; lines: number }[];
 }
 
 export interface ScanOptions {
@@ -60,15 +63,19 @@ export async function scanLogs(config: TumblerdConfig, files: string[], options:
   const knocks = new ClassicKnocks(config.doors, config.maxSources, new UsedSequenceFile(null), {}, true);
   const pipeline = new KnockPipeline(knocks, (e) => hostRefusal(e, view, only));
   const opened: Completion[] = [];
+  const census = new PrefixCensus();
   const splitter = new LineSplitter(
     (line) => {
+      const before = pipeline.counts.netfilter;
       const done = pipeline.feed(parser, line);
       if (done.length > 0) opened.push(...done);
+      /* only lines without our prefix need the look: theirs is known */
+      else if (pipeline.counts.netfilter === before) census.add(line);
     },
     () => pipeline.skipOverlong(),
   );
   for (const file of files) await feedFile(file, splitter, options.stdin ?? process.stdin);
-  return { files, opened, counts: { ...pipeline.counts, doorsOpened: opened.length } };
+  return { files, opened, counts: { ...pipeline.counts, doorsOpened: opened.length }, otherPrefixes: census.others(prefixes) };
 }
 
 export function formatScanReport(config: TumblerdConfig, report: ScanReport): string {
@@ -93,5 +100,13 @@ export function formatScanReport(config: TumblerdConfig, report: ScanReport): st
     `knock events:      ${k.events}`,
     `doors opened:      ${k.doorsOpened}`,
   );
+  if (report.otherPrefixes.length > 0) {
+    const total = report.otherPrefixes.reduce((n, o) => n + o.lines, 0);
+    lines.push(
+      `other LOG prefixes: ${total} netfilter line(s) carry a prefix the config does not name: ` +
+        report.otherPrefixes.slice(0, 5).map((o) => `"${o.prefix}" (${o.lines})`).join(', ') +
+        (k.netfilter === 0 ? ' — is sources[].prefix the one your LOG rule uses?' : ''),
+    );
+  }
   return lines.join('\n');
 }

@@ -142,6 +142,23 @@ program
   });
 
 program
+  .command('doctor')
+  .description('check that the setup can work (firewall log rule, log source, prefix, backend, ICMPv6, door programs, listener) and say how to fix what cannot; exits 1 on a failure')
+  .option('-c, --config <file>', 'config file (YAML)', DEFAULT_CONFIG)
+  .action(async (opts: { config: string }) => {
+    const { runDoctor } = await import('./doctor');
+    process.exitCode = await runDoctor(loadOrExit(opts.config), (t) => process.stdout.write(t));
+  });
+
+program
+  .command('demo')
+  .description('as root: two throwaway network namespaces with a logging firewall, tumblerd between them, classic and Tumbler knocks opening a port and closing it again; your own firewall is not touched')
+  .action(async () => {
+    const { runDemo } = await import('./demo');
+    process.exitCode = await runDemo((line) => process.stdout.write(line + '\n'));
+  });
+
+program
   .command('convert')
   .description('print the tumblerd YAML equivalent of a legacy tumblerd.conf or knockd.conf')
   .argument('<file>', 'the legacy config')

@@ -17,7 +17,7 @@ import type { AllowRule, CommandTemplate, DoorConfig, OtpAlgorithm, OtpSpec } fr
 import type { ListenAddress } from '../model/address';
 import { makeOtpSpec } from '../knock/otp';
 import { parseOneTimeFile } from '../knock/oneTime';
-import { SourceConfig, TumblerdConfig } from './types';
+import { MetricsListen, SourceConfig, TumblerdConfig } from './types';
 import { MAX_CLOSE_AFTER_MS, MAX_COMMAND_TIMEOUT_MS } from '../doors/stateStore';
 import { RawFleet, parseFleet } from '../fleet/config';
 
@@ -63,6 +63,7 @@ interface RawConfig {
   interfaces?: string[];
   sources?: Record<string, unknown>[];
   tumbler?: { listen?: string[]; skew_minutes?: number };
+  metrics?: { listen: string };
   fleet?: RawFleet;
   doors: Record<string, Record<string, unknown>>;
 }
@@ -357,13 +358,19 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   );
 
   const anySecret = doors.some((d) => d.secret);
-  const listenSpec: string[] = data.tumbler?.listen ?? (anySecret ? [`0.0.0.0:${DEFAULT_TUMBLER_PORT}`] : []);
+  /* both families: a dual-stack client knocks with the address it has, often IPv6 */
+  const listenSpec: string[] = data.tumbler?.listen ?? (anySecret ? [`0.0.0.0:${DEFAULT_TUMBLER_PORT}`, `[::]:${DEFAULT_TUMBLER_PORT}`] : []);
   const listen = listenSpec.map((l, i) =>
     attempt(['tumbler', 'listen', i], { host: '', port: 0 }, () => parseListen(l)),
   );
   if (anySecret && listen.length === 0) {
     problem(['tumbler', 'listen'], 'doors have secrets but tumbler listens nowhere');
   }
+  const metricsListen = data.metrics
+    ? attempt<MetricsListen | null>(['metrics', 'listen'], null, () =>
+        data.metrics!.listen.startsWith('/') ? { path: data.metrics!.listen } : parseListen(data.metrics!.listen),
+      )
+    : null;
   const withSequence = doors.filter((d) => d.sequence || d.otp || d.oneTimeSequences);
   if (withSequence.length > 0 && sources.length === 0) {
     const d = withSequence[0];
@@ -384,6 +391,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     ...(data.interfaces !== undefined && { interfaces: data.interfaces }),
     sources,
     tumbler: { listen, skewMinutes: data.tumbler?.skew_minutes ?? 1 },
+    metrics: metricsListen ? { listen: metricsListen } : null,
     fleet,
     doors,
   };

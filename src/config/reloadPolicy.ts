@@ -20,6 +20,8 @@ export const RELOAD_POLICY: Record<Exclude<keyof TumblerdConfig, 'file'>, Reload
   /* doors open now were opened through the old backend and must be closed through it */
   firewall: 'restart',
   nftables: 'restart',
+  /* the exporter's socket is bound once, at start, like the control socket */
+  metrics: 'restart',
   /* the Redis connections, the consumer group and the replay store are made once */
   fleet: 'restart',
 };

@@ -10,6 +10,9 @@ export type SourceConfig =
   | { kind: 'kmsg'; path: string; prefixes: string[] }
   | { kind: 'journald'; prefixes: string[] };
 
+/** Where the Prometheus endpoint listens: TCP, or a Unix socket. */
+export type MetricsListen = ListenAddress | { path: string };
+
 export interface TumblerdConfig {
   /** The file it was read from, for messages. */
   file: string;
@@ -23,6 +26,8 @@ export interface TumblerdConfig {
   interfaces?: string[];
   sources: SourceConfig[];
   tumbler: { listen: ListenAddress[]; skewMinutes: number };
+  /** null: no metrics endpoint. */
+  metrics: { listen: MetricsListen } | null;
   /** Shared replay and grants with other gateways through Redis; null when alone. */
   fleet: FleetConfig | null;
   doors: DoorConfig[];

@@ -208,6 +208,9 @@ export class LogLineParser {
   /* Busy logs repeat the same second for many lines: remember the last stamp parsed. */
   private lastStamp = '';
   private lastStampMs = 0;
+  /* In envelope-only mode, where the last kernel message was found (no object per line). */
+  private envelopeText = '';
+  private envelopeAt = -1;
   /* Scratch for the ports of the line being parsed (no object per line). */
   private readonly ports: Ports = { sport: 0, dport: 0, flags: 0 };
 
@@ -218,6 +221,12 @@ export class LogLineParser {
     this.now = options.now ?? Date.now;
     this.timeZone = options.timeZone;
     this.envelopeOnly = options.envelopeOnly ?? false;
+  }
+
+  /** In envelope-only mode: the kernel's message in `line` (any format, journald's too), or null if it has none. */
+  kernelMessage(line: string): string | null {
+    this.envelopeAt = -1;
+    return this.parse(line) === 'ignored' && this.envelopeAt >= 0 ? this.envelopeText.slice(this.envelopeAt) : null;
   }
 
   parse(line: string): PacketEvent | LineVerdict {
@@ -446,7 +455,11 @@ export class LogLineParser {
   }
 
   private parseMessage(line: string, at: number, time: number): PacketEvent | LineVerdict {
-    if (this.envelopeOnly) return 'ignored';
+    if (this.envelopeOnly) {
+      this.envelopeText = line;
+      this.envelopeAt = at;
+      return 'ignored';
+    }
     let prefix: string | null = null;
     let i = -1;
     for (const p of this.prefixes) {
@@ -766,6 +779,11 @@ function skipStructuredData(line: string, i: number): number {
 }
 
 /** Is this a syslog line written with the kernel's tag (by the kernel, or by someone forging it)? */
+/** The kernel's message in a line of any format, or null: for tools that look at lines without parsing them as knocks (the prefix census). */
+export function kernelMessageOf(line: string): string | null {
+  return envelopeProbe.kernelMessage(line);
+}
+
 export function isSyslogKernelLine(line: string): boolean {
   return envelopeProbe.parse(line) === 'ignored';
 }

@@ -4,6 +4,7 @@
  * found, and for anything short of OK, how to fix it.
  */
 import { TumblerdConfig } from '../config/types';
+import { PreflightEnv, hostEnv } from './env';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -15,18 +16,19 @@ export interface CheckResult {
 
 export interface PreflightCheck {
   name: string;
-  run(config: TumblerdConfig): CheckResult[] | Promise<CheckResult[]>;
+  /** `env` is how a check looks at the host (firewall, devices, programs; the real host when absent); checks of the config alone ignore it. */
+  run(config: TumblerdConfig, env?: PreflightEnv): CheckResult[] | Promise<CheckResult[]>;
 }
 
 export interface NamedResult extends CheckResult {
   check: string;
 }
 
-export async function runPreflight(config: TumblerdConfig, checks: readonly PreflightCheck[]): Promise<NamedResult[]> {
+export async function runPreflight(config: TumblerdConfig, checks: readonly PreflightCheck[], env: PreflightEnv = hostEnv()): Promise<NamedResult[]> {
   const out: NamedResult[] = [];
   for (const c of checks) {
     try {
-      for (const r of await c.run(config)) out.push({ check: c.name, ...r });
+      for (const r of await c.run(config, env)) out.push({ check: c.name, ...r });
     } catch (err) {
       out.push({ check: c.name, status: 'fail', message: `the check itself failed: ${(err as Error).message}` });
     }

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { TumblerdConfig } from '../config/types';
 import { fleetKeyPrivate } from '../fleet/key';
 import { isSyslogKernelLine } from '../netfilter/logLine';
+import { HOST_CHECKS } from './checks';
 import { FORGERY_CHECKS } from './forgeryChecks';
 import { CheckResult, PreflightCheck } from './preflight';
 import { untrustedReason } from '../util/trustedDir';
@@ -113,6 +114,7 @@ export const stateDirTrusted: PreflightCheck = {
   },
 };
 
+/** What the daemon runs at start, `--check` prints when not OK, and `tumblerd doctor` prints whole. */
 export const PREFLIGHT_CHECKS: readonly PreflightCheck[] = [
-  secretsReadable, fileSourcesKernelOnly, fleetKeyPrivate, secretStrength, secretFilesPrivate, stateDirTrusted, ...FORGERY_CHECKS,
+  secretsReadable, fileSourcesKernelOnly, fleetKeyPrivate, secretStrength, secretFilesPrivate, stateDirTrusted, ...FORGERY_CHECKS, ...HOST_CHECKS,
 ];

@@ -7,8 +7,9 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { ListenAddress, canonicalSource } from '../model/address';
 import type { Grant } from '../model/grant';
+import { UnmatchedKnocks } from './diagnosis';
 import { ReplayStore } from './replayStore';
-import { KnockVerifier } from './verifier';
+import { DatagramSource, KnockVerifier } from './verifier';
 
 export interface TumblerHooks {
   grant(grant: Grant): void;
@@ -32,6 +33,7 @@ export class TumblerListener {
   private sockets: dgram.Socket[] = [];
   private lastWarning = 0;
   private unreported = 0;
+  private readonly unmatched = new UnmatchedKnocks();
   readonly counts: ListenerCounts = { datagrams: 0, dropped: 0, unmatched: 0, refused: 0, replays: 0, accepted: 0 };
 
   constructor(
@@ -90,6 +92,7 @@ export class TumblerListener {
     const verdict = verifier.verify(msg, { address: src.address, family: src.family, port }, now);
     if (verdict.kind === 'junk') {
       this.counts.unmatched++;
+      this.reportUnmatched(verifier, msg, { address: src.address, family: src.family, port }, now);
       return undefined;
     }
     if (verdict.kind === 'refused') {
@@ -121,6 +124,19 @@ export class TumblerListener {
     this.counts.accepted++;
     this.hooks.info('Tumbler knock accepted', { door: grant.door, src: grant.src, protocol, ...(grant.user ? { user: grant.user } : {}) });
     this.hooks.grant(grant);
+  }
+
+  /* A knock that opens nothing is invisible to the client: say why here, a source at a time. */
+  private reportUnmatched(verifier: KnockVerifier, msg: Buffer, from: DatagramSource, now: number): void {
+    const report = this.unmatched.note(from.address, now);
+    const likely = report && verifier.diagnose?.(msg, from, now);
+    if (!report || !likely) return;
+    this.hooks.info(`${verifier.protocol} knock matched no door`, {
+      src: from.address,
+      datagrams: report.datagrams,
+      likely,
+      ...(report.suppressed ? { otherSourcesNotLogged: report.suppressed } : {}),
+    });
   }
 
   /* A captured knock re-sent in a loop must not fill the disk. */

@@ -5,6 +5,7 @@
  */
 import { KnockVerifier, DatagramSource, Verdict } from './verifier';
 import { Candidate, MAGIC, SecretDoor, expectedDigests, findMatch, parseDatagram, replayHorizon } from './protocol';
+import { describeCause, diagnoseV1 } from './diagnosis';
 
 /** A datagram worth parsing: magic, 64 hex digits, at most CR LF. */
 const MIN_DATAGRAM = MAGIC.length + 64;
@@ -43,6 +44,11 @@ export class TumblerV1Verifier implements KnockVerifier {
       /* the digest itself: a replay in another spelling (upper-case hex, a newline) is the same knock */
       replay: { key: digest.toString('hex'), untilMs: replayHorizon(match.minute, this.skewMinutes) },
     };
+  }
+
+  diagnose(msg: Buffer, from: DatagramSource, now: number): string | null {
+    const digest = parseDatagram(msg);
+    return digest && describeCause(diagnoseV1(digest, from.address, this.doors, now, this.skewMinutes), this.skewMinutes);
   }
 
   /**

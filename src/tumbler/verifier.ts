@@ -34,4 +34,10 @@ export interface KnockVerifier {
   /** The cheapest check there is (length, magic): may this datagram be of this protocol at all? */
   recognises(msg: Buffer): boolean;
   verify(msg: Buffer, from: DatagramSource, now: number): Verdict;
+  /**
+   * For a datagram `verify` called junk: the likeliest reason it matched nothing, in words for
+   * the log (wrong secret, clock, address), or null if it is not even well formed. Slow (it
+   * tries the usual mistakes); the listener calls it only for knocks it is going to log.
+   */
+  diagnose?(msg: Buffer, from: DatagramSource, now: number): string | null;
 }

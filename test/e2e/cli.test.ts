@@ -62,6 +62,15 @@ describe('the command line', () => {
     expect(r.stdout).toMatch(/lines read: +14\nnetfilter lines: +13\nskipped malformed: +1\n/);
   });
 
+  it('tumblerd scan names the LOG prefixes it saw when they are not the configured one', () => {
+    const other = path.join(dir, 'other.yaml');
+    fs.writeFileSync(other, 'sources:\n  - file: /x\n    prefix: "KNOCK: "\ndoors:\n  ssh: { sequence: [42, 196, 69], open: /bin/true }\n');
+    const r = run(TUMBLERD, 'scan', '-c', other, path.join(FIXTURES, 'rsyslog-rfc3339.log'), path.join(FIXTURES, 'dev-kmsg.txt'));
+    expect(r.stdout).toContain('no door would have opened');
+    expect(r.stdout).toMatch(/other LOG prefixes: \d+ netfilter line\(s\) carry a prefix the config does not name: "FWCAP:" \(\d+\) — is sources\[\]\.prefix the one your LOG rule uses\?/);
+    expect(JSON.parse(run(TUMBLERD, 'scan', '--json', '-c', other, path.join(FIXTURES, 'dev-kmsg.txt')).stdout).otherPrefixes[0].prefix).toBe('FWCAP:');
+  });
+
   it('tumblerd scan counts a line too long to be a log line among the lines read and skipped', () => {
     const log = path.join(dir, 'overlong.log');
     fs.writeFileSync(log, 'x'.repeat(70 * 1024) + '\n');
@@ -69,12 +78,22 @@ describe('the command line', () => {
   });
 
   it('tumblerd --check: a one-line summary, or every error with file:line and a non-zero exit', () => {
-    const ok = run(TUMBLERD, '--check', '-c', config);
+    const good = path.join(dir, 'good.yaml');
+    fs.writeFileSync(good, `state_dir: ${dir}/state\ntumbler:\n  listen: ["127.0.0.1:${20000 + ((process.pid + 41) % 20000)}"]\ndoors:\n  ssh: { secret: a-long-enough-test-secret, open: /bin/true }\n`, { mode: 0o600 });
+    const ok = run(TUMBLERD, '--check', '-c', good);
     expect(ok.status).toBe(0);
-    const [summary, ...warnings] = ok.stdout.trim().split('\n');
+    expect(ok.stdout.trim().split('\n')).toHaveLength(1);
+    /* valid, but dead on this host: the preflight says why, and --check fails */
+    const dead = path.join(dir, 'dead.yaml');
+    fs.writeFileSync(dead, `sources: [{ file: ${dir}/no-such.log, prefix: "FWCAP: " }]\ndoors:\n  ssh: { sequence: [42, 196, 69], open: /bin/true }\n`);
+    const r0 = run(TUMBLERD, '--check', '-c', dead);
+    expect(r0.status).toBe(1);
+    expect(r0.stdout).toContain(`FAIL log-source: ${dir}/no-such.log does not exist: tumblerd would wait for it forever`);
+    /* the knock-sequence warnings of a config whose sources this host may not have */
+    const [summary, ...rest] = run(TUMBLERD, '--check', '-c', config).stdout.trim().split('\n');
     expect(summary).toMatch(/OK: 3 door\(s\)/);
-    for (const w of warnings) expect(w).toMatch(/^WARN /);
-    expect(warnings).toContain(
+    for (const w of rest) expect(w).toMatch(/^(WARN|FAIL) /);
+    expect(rest).toContain(
       'WARN knock-sequences: door scan: sequence 43,44 is consecutive ascending ports: a scan that walks the ports in order (nmap -r, masscan ranges) knocks it' +
         ' (fix: use three or more ports in no order a scan follows, or a Tumbler secret)',
     );
@@ -95,6 +114,7 @@ describe('the command line', () => {
   it('tumblerd convert prints YAML that --check accepts', () => {
     const out = path.join(dir, 'converted.yaml');
     fs.writeFileSync(out, run(TUMBLERD, 'convert', path.join(FIXTURES, 'legacy', 'knockd.conf')).stdout);
+    /* the config is valid; whether this host logs knocks for it is the preflight's business */
     expect(run(TUMBLERD, '--check', '-c', out).stdout).toContain('OK: 3 door(s)');
   });
 

@@ -1,17 +1,18 @@
 /**
- * As a new user would: the README's first command in a clean clone of this repository runs the
- * daemon on the shipped config, and the package `npm pack` makes installs and runs.
+ * As a new user would: the README's first command in a clean clone of this repository installs,
+ * builds and runs the demo, which passes and leaves nothing behind; and the package `npm pack`
+ * makes installs and runs.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, waitFor } from '../support/lab';
+import { ROOT } from '../support/lab';
 
 const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 const commands = /```sh\n([\s\S]*?)```/.exec(readme)![1].split('\n').filter(Boolean).map((l) => l.replace(/\s+#.*$/, ''));
 const why =
-  process.getuid?.() !== 0 ? 'not root: the shipped config keeps its state in /var/lib/tumblerd'
+  process.getuid?.() !== 0 ? 'not root: the demo builds network namespaces'
   : spawnSync('git', ['-C', ROOT, 'rev-parse', 'HEAD']).status !== 0 ? 'not a git checkout'
   : null;
 
@@ -23,24 +24,20 @@ const why =
     if (!stateDirExisted) fs.rmSync('/var/lib/tumblerd', { recursive: true, force: true });
   });
 
-  it("the README's run command works in a clean clone", async () => {
-    expect(commands[0]).toBe('npm ci && npm run build && node dist/cli/tumblerd.js --config config/tumblerd.yaml');
+  it("the README's first command works in a clean clone: the demo passes", async () => {
+    expect(commands[0]).toBe('npm ci && npm run build && node dist/cli/tumblerd.js demo');
     const clone = path.join(dir, 'clone');
     execFileSync('git', ['clone', '-q', ROOT, clone]);
-    const child = spawn('sh', ['-c', `exec sh -c '${commands[0]}'`], { cwd: clone, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn('sh', ['-c', commands[0]], { cwd: clone, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-    try {
-      await waitFor('the daemon to start from the clone', () => out.includes('tumblerd started'), 240_000);
-      expect(out).toContain('doors=open-ssh');
-    } finally {
-      process.kill(-child.pid!, 'SIGTERM');
-    }
-    /* 'close', not 'exit': the daemon, not the shell, holds the pipes until it has stopped */
-    await new Promise((r) => child.once('close', r));
-    expect(out).toContain('tumblerd stopped');
-  }, 300_000);
+    const code = await new Promise<number | null>((r) => child.once('close', r));
+    expect({ code, tail: out.slice(-3000) }).toMatchObject({ code: 0 });
+    expect(out).toContain('demo passed');
+    expect(out).toContain('cleaned up: the demo namespaces are gone');
+    expect(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout).not.toMatch(/^tbdemo\d+[sc]\b/m);
+  }, 400_000);
 
   it('npm pack in a clean clone builds dist (prepack); the package installs globally with executable bins and man pages', () => {
     /* the clone the first test built; without dist, as a fresh checkout has it */
@@ -67,6 +64,8 @@ const why =
     }
     const shipped = path.join(prefix, 'lib', 'node_modules', 'tumblerd', 'config', 'tumblerd.yaml');
     const check = spawnSync(path.join(prefix, 'bin', 'tumblerd'), ['--check', '--config', shipped], { encoding: 'utf8' });
+    /* valid everywhere; whether this host's firewall logs for it is what the preflight after it says */
     expect(check.stdout).toContain('OK: 1 door(s)');
+    expect([0, 1]).toContain(check.status);
   }, 300_000);
 });

@@ -137,6 +137,24 @@ export class Lab {
 
   /** Builds the two hosts and the server's firewall. */
   up(): this {
+    this.upHosts();
+    for (const t of ['iptables', 'ip6tables']) {
+      this.inSrv(t, '-P', 'INPUT', 'DROP');
+      this.inSrv(t, '-A', 'INPUT', '-i', 'lo', '-j', 'ACCEPT');
+      this.inSrv(t, '-A', 'INPUT', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT');
+    }
+    this.inSrv('iptables', '-A', 'INPUT', '-p', 'icmp', '-j', 'ACCEPT');
+    /* the Tumbler port: the daemon reads it, never answers, so it stays as dark as the rest */
+    for (const t of ['iptables', 'ip6tables']) this.inSrv(t, '-A', 'INPUT', '-p', 'udp', '--dport', String(TUMBLER_PORT), '-j', 'ACCEPT');
+    this.inSrv('ip6tables', '-A', 'INPUT', '-p', 'ipv6-icmp', '-j', 'ACCEPT');
+    for (const t of ['iptables', 'ip6tables']) {
+      this.inSrv(t, '-A', 'INPUT', '-j', 'LOG', '--log-prefix', this.prefix, '--log-level', 'warning');
+    }
+    return this;
+  }
+
+  /** The two hosts, their addresses and the service, with no firewall: for tests that bring their own. */
+  upHosts(): this {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tumbler-lab-'));
     this.nfLogAllNetnsWas = fs.readFileSync('/proc/sys/net/netfilter/nf_log_all_netns', 'utf8').trim();
     /* LOG rules in a namespace other than the first log nothing without this */
@@ -158,18 +176,6 @@ export class Lab {
       this.sh(['ip', '-n', ns, 'link', 'set', dev, 'up']);
     }
     this.sh(['ip', '-n', this.cli, 'addr', 'add', `${this.otherIp}/24`, 'dev', c]);
-    for (const t of ['iptables', 'ip6tables']) {
-      this.inSrv(t, '-P', 'INPUT', 'DROP');
-      this.inSrv(t, '-A', 'INPUT', '-i', 'lo', '-j', 'ACCEPT');
-      this.inSrv(t, '-A', 'INPUT', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT');
-    }
-    this.inSrv('iptables', '-A', 'INPUT', '-p', 'icmp', '-j', 'ACCEPT');
-    /* the Tumbler port: the daemon reads it, never answers, so it stays as dark as the rest */
-    for (const t of ['iptables', 'ip6tables']) this.inSrv(t, '-A', 'INPUT', '-p', 'udp', '--dport', String(TUMBLER_PORT), '-j', 'ACCEPT');
-    this.inSrv('ip6tables', '-A', 'INPUT', '-p', 'ipv6-icmp', '-j', 'ACCEPT');
-    for (const t of ['iptables', 'ip6tables']) {
-      this.inSrv(t, '-A', 'INPUT', '-j', 'LOG', '--log-prefix', this.prefix, '--log-level', 'warning');
-    }
     /* the protected service, on IPv4 and IPv6: says hello, then echoes (a stand-in for sshd) */
     this.spawn(this.srv, [process.execPath, '-e',
       `require('net').createServer((s) => { s.on('error', () => {}); s.write('hello\\n'); s.pipe(s); }).listen(${SERVICE_PORT}, '::')`]);

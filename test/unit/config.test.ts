@@ -24,11 +24,19 @@ doors:
 `;
 
 describe('config', () => {
+  it('listens for Tumbler knocks on both families by default, and nowhere without a secret', () => {
+    const withSecret = parseConfig(`doors:\n  d:\n    secret: s\n    open: /bin/true\n`, 'd.yaml');
+    expect(withSecret.tumbler.listen).toEqual([{ host: '0.0.0.0', port: 8675 }, { host: '::', port: 8675 }]);
+    expect(parseConfig(BASE, 'd.yaml').tumbler.listen).toEqual([]);
+    const v4 = parseConfig(`tumbler:\n  listen: ["0.0.0.0:8675"]\ndoors:\n  d:\n    secret: s\n    open: /bin/true\n`, 'd.yaml');
+    expect(v4.tumbler.listen).toEqual([{ host: '0.0.0.0', port: 8675 }]);
+  });
+
   it('accepts the shipped config', () => {
     const c = loadConfigFile(SHIPPED);
     expect(c.doors[0]).toMatchObject({ name: 'open-ssh', sequenceTimeoutMs: 10_000, closeAfterMs: 30_000, secret: null });
     expect(c.doors[0].sequence).toHaveLength(3);
-    expect(c.tumbler.listen).toEqual([{ host: '0.0.0.0', port: 8675 }]);
+    expect(c.tumbler.listen).toEqual([{ host: '0.0.0.0', port: 8675 }, { host: '::', port: 8675 }]);
     expect(c.sources).toEqual([{ kind: 'kmsg', path: '/dev/kmsg', prefixes: ['FIREWALL: '] }]);
   });
 

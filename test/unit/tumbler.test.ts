@@ -96,7 +96,8 @@ describe('the Tumbler listener', () => {
     expect(opened).toEqual([]);
     await l.handle(d, '192.0.2.7');
     expect(opened).toEqual(['ssh<-192.0.2.7']);
-    expect(logs.slice(0, 2)).toEqual(['saved', 'Tumbler knock accepted']);
+    /* the one from another address matched nothing, and says so */
+    expect(logs.slice(0, 3)).toEqual(['tumbler1 knock matched no door', 'saved', 'Tumbler knock accepted']);
     await l.handle(d, '192.0.2.7');
     await l.handle(Buffer.from(d.toString().toUpperCase().replace('TUMBLER1', 'TUMBLER1') + '\n'), '192.0.2.7');
     expect(opened).toEqual(['ssh<-192.0.2.7']);
