@@ -9,6 +9,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 COPY config ./config
+COPY scripts ./scripts
 RUN npm run build && npm prune --omit=dev
 
 FROM $BASE

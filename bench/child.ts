@@ -1,8 +1,9 @@
 /**
  * Measurements that need a process of their own, so that peak RSS is theirs alone:
  *   scan CONFIG LOG        tumblerd's scan code over a log
- *   sources N MAX          N distinct spoofed sources each starting a knock, table bounded at MAX
- *   tumbler DOORS SECONDS  junk Tumbler datagrams through the listener's check, in-process
+ *   tumbler DOORS SECONDS SOURCES SKEW
+ *                          junk Tumbler datagrams through the listener's check, in-process, from
+ *                          SOURCES addresses in turn (0: a new one each time)
  *   replay LIVE DEAD KNOCKS  the daemon in-process with LIVE replay entries (and DEAD expired lines,
  *                          so that a compaction runs meanwhile): Tumbler knock-to-open latency,
  *                          the log's bytes per knock, the event loop's longest stall, and classic
@@ -11,9 +12,6 @@
  */
 import { loadConfigFile } from '../src/config/load';
 import { scanLogs } from '../src/cli/scan';
-import { KnockTracker } from '../src/knock/tracker';
-import { DEFAULT_FLAGS, parseSequence } from '../src/knock/sequence';
-import { PacketEvent, TCP_FLAGS } from '../src/model/packet';
 import { TumblerListener } from '../src/tumbler/listener';
 import { ReplayCache } from '../src/tumbler/replayCache';
 import { TumblerV1Verifier } from '../src/tumbler/v1Verifier';
@@ -115,39 +113,29 @@ async function main(): Promise<void> {
     const config = loadConfigFile(a);
     const t0 = process.hrtime.bigint();
     const report = await scanLogs(config, [b]);
-    out({ seconds: Number(process.hrtime.bigint() - t0) / 1e9, counts: report.counts });
-  } else if (what === 'sources') {
-    const n = Number(a);
-    const tracker = new KnockTracker([{ name: 'ssh', sequence: parseSequence([42, 196, 69]), timeoutMs: 3_600_000, flags: DEFAULT_FLAGS }], Number(b));
-    const base: PacketEvent = { time: 0, src: '', family: 4, dst: '192.0.2.1', proto: 'tcp', sport: 40000, dport: 42, flags: TCP_FLAGS.SYN, iface: 'eth0', prefix: 'FIREWALL: ' };
-    const t0 = process.hrtime.bigint();
-    let opened = 0;
-    for (let i = 0; i < n; i++) {
-      tracker.handle({ ...base, time: 1000 + i, src: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` });
-      if (i === n >> 1) {
-        /* a real user knocking in the middle of the flood */
-        for (const dport of [42, 196, 69]) opened += tracker.handle({ ...base, time: 1000 + i, src: '192.0.2.77', dport }).length;
-      }
-    }
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    /* what the table itself holds, apart from the garbage the generator made */
-    (global as { gc?: () => void }).gc?.();
-    out({ seconds, stats: tracker.stats(), realKnockOpened: opened === 1, heapAfterGcMiB: process.memoryUsage().heapUsed / 2 ** 20 });
+    out({ seconds: Number(process.hrtime.bigint() - t0) / 1e9, counts: report.counts, stats: report.table });
   } else if (what === 'tumbler') {
+    /* tumbler DOORS SECONDS SOURCES SKEW: SOURCES 0 is a new source for every datagram */
+    const [, , , sourcesText, skewText] = process.argv.slice(2);
+    const sources = Number(sourcesText);
     const doors = Array.from({ length: Number(a) }, (_, i) => ({ name: `door${i}`, secret: `secret-number-${i}` }));
-    const listener = new TumblerListener([new TumblerV1Verifier(doors, 1)], new ReplayCache(), { grant() {}, info() {}, warn() {} });
+    const listener = new TumblerListener([new TumblerV1Verifier(doors, Number(skewText))], new ReplayCache(), { grant() {}, info() {}, warn() {} });
     const junk = Array.from({ length: 1024 }, (_, i) => Buffer.from('TUMBLER1: ' + (i.toString(16).padStart(4, '0')).repeat(16)));
+    const addresses = Array.from({ length: sources || 1 << 16 }, (_, m) => `10.${(m >> 16) & 255}.${(m >> 8) & 255}.${m & 255}`);
     const end = Date.now() + Number(b) * 1000;
     const t0 = process.hrtime.bigint();
+    const cpu0 = process.cpuUsage();
     let n = 0;
     while (Date.now() < end) {
       for (let i = 0; i < 256; i++) {
         const m = n + i;
-        listener.handle(junk[m & 1023], `10.${(m >> 16) & 255}.${(m >> 8) & 255}.${m & 255}`);
+        const from = sources ? addresses[m % sources] : `10.${(m >> 16) & 255}.${(m >> 8) & 255}.${m & 255}`;
+        listener.handle(junk[m & 1023], from);
       }
       n += 256;
     }
-    out({ perSecond: n / (Number(process.hrtime.bigint() - t0) / 1e9), counts: listener.counts });
+    const cpu = process.cpuUsage(cpu0);
+    out({ perSecond: n / (Number(process.hrtime.bigint() - t0) / 1e9), perCpuSecond: n / ((cpu.user + cpu.system) / 1e6), counts: listener.counts });
   } else if (what === 'replay') {
     await replayBench(Number(a), Number(b), Number(process.argv[5]));
   } else {

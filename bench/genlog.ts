@@ -18,6 +18,32 @@ const NOISE = [
   'vm kernel: [  325.123456] usb 1-1: new high-speed USB device number 2 using ehci-pci',
 ];
 
+/** One netfilter LOG line as rsyslog writes it (RFC 3339 stamp), for a TCP SYN. */
+export function knockLine(stamp: string, src: string, dport: number, iface = 'eth0', dst = '192.0.2.1', prefix = 'FIREWALL: '): string {
+  return (
+    `${stamp} vm kernel: [ 1234.567890] ${prefix}IN=${iface} OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 ` +
+    `SRC=${src} DST=${dst} LEN=60 TOS=0x00 PREC=0x00 TTL=51 ID=4242 DF PROTO=TCP SPT=40000 DPT=${dport} WINDOW=64240 RES=0x00 SYN URGP=0 `
+  );
+}
+
+/** `scan`'s memory case: `lines` first knocks, each from a new source, and one real sequence in the middle. */
+export function generateFirstKnocks(file: string, lines: number): void {
+  const out = fs.openSync(file, 'w');
+  const start = Date.parse('2026-11-24T00:00:00Z');
+  let buf = '';
+  for (let i = 0; i < lines; i++) {
+    const t = new Date(start + Math.floor(i / 100)).toISOString().replace('Z', '000+00:00');
+    buf += knockLine(t, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 42) + '\n';
+    if (i === lines >> 1) for (const p of [42, 196, 69]) buf += knockLine(t, '192.0.2.77', p) + '\n';
+    if (buf.length > 1 << 20) {
+      fs.writeSync(out, buf);
+      buf = '';
+    }
+  }
+  fs.writeSync(out, buf);
+  fs.closeSync(out);
+}
+
 export function generateLog(file: string, lines: number, prefix = 'FIREWALL: '): void {
   const r = rng(42);
   const out = fs.openSync(file, 'w');

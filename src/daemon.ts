@@ -290,6 +290,10 @@ export class Daemon {
         line: (line) => {
           for (const c of this.pipeline.feed(parser, line, Date.now() - this.tracker.horizonMs)) this.onCompletion(c);
         },
+        bytes: (buf, start, end) => {
+          const done = this.pipeline.feedBytes(parser, buf, start, end, Date.now() - this.tracker.horizonMs);
+          for (let i = 0; i < done.length; i++) this.onCompletion(done[i]);
+        },
         overlong: () => this.pipeline.skipOverlong(),
         info: (m) => this.log.info(m),
         warn: (m) => this.log.warn(m),

@@ -9,7 +9,7 @@ import type { DoorConfig } from '../model/door';
 import { formatKnock } from '../knock/sequence';
 import { KnockPipeline, LineCounts } from '../knock/pipeline';
 import { ClassicKnocks } from '../knock/classicKnocks';
-import type { Completion } from '../knock/tracker';
+import type { Completion, TrackerStats } from '../knock/tracker';
 import { UsedSequenceFile } from '../knock/usedSequences';
 import { hostRefusal, interfaceSet, readHostView, staticView } from '../netfilter/hostFilter';
 import { LogLineParser } from '../netfilter/logLine';
@@ -23,6 +23,8 @@ export interface ScanReport {
   counts: LineCounts & { doorsOpened: number };
   /** Netfilter lines with a prefix the config does not name, most frequent first: a wrong prefix shows here. */
   otherPrefixes: { prefix: string; lines: number }[];
+  /** The knock table at the end: how many sources it held, and evicted on the way. */
+  table: TrackerStats;
 }
 
 export interface ScanOptions {
@@ -37,17 +39,26 @@ export interface ScanOptions {
   stdin?: NodeJS.ReadableStream;
 }
 
+const READ_CHUNK = 1 << 20;
+
 async function feedFile(file: string, splitter: LineSplitter, stdin: NodeJS.ReadableStream): Promise<void> {
   if (file === '-') {
     for await (const chunk of stdin) splitter.push(chunk as Buffer);
-    splitter.flush();
-    return;
+  } else if (file.endsWith('.gz')) {
+    const raw = fs.createReadStream(file, { highWaterMark: READ_CHUNK });
+    const stream = raw.pipe(zlib.createGunzip());
+    raw.on('error', (e) => stream.destroy(e));
+    for await (const chunk of stream) splitter.push(chunk as Buffer);
+  } else {
+    /* one buffer, read into again and again: the bytes are never decoded, so nothing per chunk stays behind */
+    const fd = fs.openSync(file, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(READ_CHUNK);
+      for (let n; (n = fs.readSync(fd, buf, 0, READ_CHUNK, null)) > 0; ) splitter.push(buf.subarray(0, n));
+    } finally {
+      fs.closeSync(fd);
+    }
   }
-  const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
-  const gz = file.endsWith('.gz');
-  const stream = gz ? raw.pipe(zlib.createGunzip()) : raw;
-  if (gz) raw.on('error', (e) => stream.destroy(e));
-  for await (const chunk of stream) splitter.push(chunk as Buffer);
   splitter.flush();
 }
 
@@ -65,17 +76,23 @@ export async function scanLogs(config: TumblerdConfig, files: string[], options:
   const opened: Completion[] = [];
   const census = new PrefixCensus();
   const splitter = new LineSplitter(
-    (line) => {
+    (buf, start, end) => {
       const before = pipeline.counts.netfilter;
-      const done = pipeline.feed(parser, line);
+      const done = pipeline.feedBytes(parser, buf, start, end);
       if (done.length > 0) opened.push(...done);
       /* only lines without our prefix need the look: theirs is known */
-      else if (pipeline.counts.netfilter === before) census.add(line);
+      else if (pipeline.counts.netfilter === before) census.add(buf.toString('latin1', start, end));
     },
     () => pipeline.skipOverlong(),
   );
   for (const file of files) await feedFile(file, splitter, options.stdin ?? process.stdin);
-  return { files, opened, counts: { ...pipeline.counts, doorsOpened: opened.length }, otherPrefixes: census.others(prefixes) };
+  return {
+    files,
+    opened,
+    counts: { ...pipeline.counts, doorsOpened: opened.length },
+    otherPrefixes: census.others(prefixes),
+    table: knocks.stats(),
+  };
 }
 
 export function formatScanReport(config: TumblerdConfig, report: ScanReport): string {

@@ -5,7 +5,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import Ajv, { ErrorObject } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { AJV_OPTIONS } from './schemaOptions';
 import { Document, LineCounter, isMap, isNode, isPair, isScalar, parseDocument } from 'yaml';
 import { splitCommand } from '../doors/commandTemplate';
 import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../knock/sequence';
@@ -70,7 +71,19 @@ interface RawConfig {
 
 /** The schema ships beside the sample config; this file sits two folders down in src/ and dist/. */
 const SCHEMA_FILE = path.join(__dirname, '..', '..', 'config', 'tumblerd.schema.json');
-const validateSchema = new Ajv({ allErrors: true, strict: false, verbose: true }).compile(JSON.parse(fs.readFileSync(SCHEMA_FILE, 'utf8')));
+const BUILT_VALIDATOR = path.join(__dirname, 'schemaValidator.js');
+
+/**
+ * `npm run build` compiles the schema into a validator beside this file: start-up then loads
+ * plain code instead of Ajv's compiler and a compilation (tens of ms). Run from sources (tests),
+ * the schema is compiled here.
+ */
+function schemaValidator(): ValidateFunction {
+  if (fs.existsSync(BUILT_VALIDATOR)) return require(BUILT_VALIDATOR) as ValidateFunction;
+  const Ajv = (require('ajv') as typeof import('ajv')).default;
+  return new Ajv(AJV_OPTIONS).compile(JSON.parse(fs.readFileSync(SCHEMA_FILE, 'utf8')));
+}
+const validateSchema = schemaValidator();
 
 function keyName(p: PathPart[]): string {
   return p.reduce<string>((s, part) => (typeof part === 'number' ? `${s}[${part}]` : s ? `${s}.${part}` : part), '');

@@ -6,6 +6,7 @@
  * line is used. Driven by the events' own times, like the tracker, so `scan` gives the same
  * answer as the daemon. A derived sequence is claimed (durably) before its door may open.
  */
+import type { Family } from '../model/address';
 import type { DoorConfig, Knock } from '../model/door';
 import type { PacketEvent } from '../model/packet';
 import { OneTimeLine, OneTimeSequenceFile } from './oneTime';
@@ -66,7 +67,17 @@ export class ClassicKnocks {
 
   handle(e: PacketEvent): readonly Completion[] {
     if (e.time < this.validFrom || e.time >= this.validUntil) this.rebuild(e.time);
-    const done = this.tracker.handle(e);
+    return this.opened(this.tracker.handle(e));
+  }
+
+  /** The byte path's fields (see KnockTracker.knock). */
+  knock(time: number, family: Family, v4: number, v6: string, proto: number, dport: number, flags: number, iface: string): readonly Completion[] {
+    if (time < this.validFrom || time >= this.validUntil) this.rebuild(time);
+    return this.opened(this.tracker.knock(time, family, v4, v6, proto, dport, flags, iface));
+  }
+
+  /** The tracker's completions as doors to open: derived sequences claimed, one-time ones used. */
+  private opened(done: readonly Completion[]): readonly Completion[] {
     if (done.length === 0 || this.candidates.size === 0) return done;
     let out: Completion[] | null = null;
     for (const c of done) {

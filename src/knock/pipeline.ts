@@ -1,16 +1,20 @@
 /** Log lines in, completed knocks out, with the counts a sysadmin wants to see. */
-import type { HostRefusal } from '../netfilter/hostFilter';
+import type { HostFacts, HostRefusal } from '../netfilter/hostFilter';
+import { intToIPv4 } from '../model/address';
 import { LogLineParser } from '../netfilter/logLine';
-import { PacketEvent } from '../model/packet';
+import { PacketEvent, PacketFields, packetFields } from '../model/packet';
 import type { Completion } from './tracker';
+import type { Family } from '../model/address';
 
 /** What turns packets into completed knocks: the tracker, or ClassicKnocks around it. */
 export interface KnockHandler {
   handle(e: PacketEvent): readonly Completion[];
+  /** The same, from the byte path's fields (see KnockTracker.knock). */
+  knock(time: number, family: Family, v4: number, v6: string, proto: number, dport: number, flags: number, iface: string): readonly Completion[];
 }
 
 /** Says why a packet is not a knock for this host, or null (a HostFilter, or hostRefusal with a fixed view). */
-export type HostCheck = (e: PacketEvent) => HostRefusal | null;
+export type HostCheck = (e: HostFacts) => HostRefusal | null;
 
 export interface LineCounts {
   lines: number;
@@ -37,11 +41,14 @@ export class KnockPipeline {
     lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, fragments: 0, notForHost: 0, stale: 0, events: 0,
   };
 
-  /** `onRefused` hears of each packet the host check turned away, and why. */
+  private readonly fields = packetFields();
+  private readonly facts = new Facts(this.fields);
+
+  /** `onRefused` hears of each packet the host check turned away, and why (valid during the call). */
   constructor(
     readonly tracker: KnockHandler,
     private readonly hostCheck: HostCheck | null = null,
-    private readonly onRefused?: (e: PacketEvent, why: HostRefusal) => void,
+    private readonly onRefused?: (e: HostFacts, why: HostRefusal) => void,
   ) {}
 
   /** Counts a line the reader dropped for its length. */
@@ -52,8 +59,14 @@ export class KnockPipeline {
 
   /** Feeds one line; events logged before `notBefore` (ms) are counted as stale and dropped. */
   feed(parser: LogLineParser, line: string, notBefore = -Infinity): readonly Completion[] {
+    const bytes = Buffer.from(line, 'latin1');
+    return this.feedBytes(parser, bytes, 0, bytes.length, notBefore);
+  }
+
+  /** Feeds one line given as bytes (`buf[start, end)`), with no string or event object made for it. */
+  feedBytes(parser: LogLineParser, buf: Buffer, start: number, end: number, notBefore = -Infinity): readonly Completion[] {
     this.counts.lines++;
-    const r = parser.parse(line);
+    const r = parser.parseBytes(buf, start, end, this.fields);
     if (typeof r === 'string') {
       if (r === 'malformed') this.counts.malformed++;
       else if (r === 'ignored') this.counts.ignored++;
@@ -62,17 +75,48 @@ export class KnockPipeline {
       return NONE;
     }
     this.counts.netfilter++;
-    const refused = this.hostCheck?.(r) ?? null;
-    if (refused !== null) {
-      this.counts.notForHost++;
-      this.onRefused?.(r, refused);
-      return NONE;
+    if (this.hostCheck) {
+      const refused = this.hostCheck(this.facts);
+      if (refused !== null) {
+        this.counts.notForHost++;
+        this.onRefused?.(this.facts, refused);
+        return NONE;
+      }
     }
     if (r.time < notBefore) {
       this.counts.stale++;
       return NONE;
     }
     this.counts.events++;
-    return this.tracker.handle(r);
+    return this.tracker.knock(r.time, r.family, r.v4, r.v6, r.proto, r.dport, r.flags, r.iface);
+  }
+}
+
+/** The current line's fields as the host check reads them; the source's text is made only if it asks. */
+class Facts implements HostFacts {
+  private lastV4 = -1;
+  private lastSrc = '';
+
+  constructor(private readonly f: PacketFields) {}
+
+  get iface(): string {
+    return this.f.iface;
+  }
+
+  get out(): string {
+    return this.f.out;
+  }
+
+  get dst(): string {
+    return this.f.dst;
+  }
+
+  get src(): string {
+    if (this.f.family === 6) return this.f.v6;
+    if (this.f.v4 !== this.lastV4) {
+      this.lastV4 = this.f.v4;
+      this.lastSrc = intToIPv4(this.f.v4);
+    }
+    return this.lastSrc;
   }
 }

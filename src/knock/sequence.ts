@@ -61,10 +61,6 @@ export function formatKnock(k: Knock): string {
   return k.proto === 'tcp' ? String(k.port) : `${k.port}/udp`;
 }
 
-export function knockMatches(k: Knock, e: PacketEvent): boolean {
-  return k.port === e.dport && k.proto === e.proto;
-}
-
-export function flagsPass(filter: FlagFilter, e: PacketEvent): boolean {
+export function flagsPass(filter: FlagFilter, e: Pick<PacketEvent, 'proto' | 'flags'>): boolean {
   return e.proto !== 'tcp' || ((e.flags & filter.require) === filter.require && (e.flags & filter.forbid) === 0);
 }

@@ -35,3 +35,30 @@ export interface PacketEvent {
   /** The configured prefix the line matched. */
   prefix: string;
 }
+
+/**
+ * The fields of a logged packet that knock tracking reads, written in place by the byte-level
+ * parser into one object it is given, so that a line costs no allocation: an IPv4 source as an
+ * unsigned integer, an IPv6 one as canonical text.
+ */
+export interface PacketFields {
+  time: number;
+  family: Family;
+  /** The IPv4 source as an unsigned 32-bit integer (family 4). */
+  v4: number;
+  /** The canonical IPv6 source (family 6). */
+  v6: string;
+  /** 0 TCP, 1 UDP (the tracker's PROTO_TCP, PROTO_UDP). */
+  proto: number;
+  dport: number;
+  flags: number;
+  /** `IN=` and `OUT=`, one string per interface name (the parser keeps them), so a line costs none. */
+  iface: string;
+  out: string;
+  /** The destination, canonical; the same string while it stays the same address. */
+  dst: string;
+}
+
+export function packetFields(): PacketFields {
+  return { time: 0, family: 4, v4: 0, v6: '', proto: 0, dport: 0, flags: 0, iface: '', out: '', dst: '' };
+}

@@ -11,7 +11,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { canonicalIPv4, canonicalIPv6 } from '../model/address';
-import { PacketEvent } from '../model/packet';
 
 export interface HostView {
   /** null: not checked (scan given addresses only). */
@@ -19,6 +18,14 @@ export interface HostView {
   /** Canonical addresses of those interfaces; null: not checked. */
   addresses: ReadonlySet<string> | null;
   loopback: ReadonlySet<string>;
+}
+
+/** What the host check reads of a packet (a PacketEvent has it; the byte path gives it without one). */
+export interface HostFacts {
+  iface: string;
+  out?: string;
+  dst: string;
+  src: string;
 }
 
 export type HostRefusal =
@@ -41,7 +48,7 @@ export type HostRefusal =
  * Why a packet is not a knock for this host, or null. Without a view only the direction is
  * checked (what `scan` does for logs of unknown origin); `only` narrows the interfaces further.
  */
-export function hostRefusal(e: PacketEvent, view: HostView | null, only: ReadonlySet<string> | null = null): HostRefusal | null {
+export function hostRefusal(e: HostFacts, view: HostView | null, only: ReadonlySet<string> | null = null): HostRefusal | null {
   if (e.iface === '') return 'outgoing';
   if (e.out) return 'forwarded';
   if (only && !only.has(e.iface)) return 'interface not listed';
@@ -126,7 +133,7 @@ export class HostFilter {
   }
 
   /** Why `e` is not for this host, or null. */
-  refuse(e: PacketEvent): HostRefusal | null {
+  refuse(e: HostFacts): HostRefusal | null {
     const r = hostRefusal(e, this.view, this.only);
     /* an address or interface added since the last read: read again before refusing */
     if ((r === 'foreign interface' || r === 'foreign address') && this.clock() - this.readAt >= REREAD_AT_MOST_EVERY_MS) {

@@ -2,6 +2,11 @@
  * From one kernel log line (in any of the formats a log source yields) to a packet event.
  * Pure: no I/O, no clock except what the caller passes.
  *
+ * Read as bytes, in place: a line is a range of a buffer the reader filled, and nothing is
+ * decoded unless it is asked for (`parse`, the event with its text fields, for tests and tools;
+ * `parseBytes`, the fields knock tracking needs, written into one object, for scan and the daemon:
+ * no string, no object per line, an IPv4 source as an integer).
+ *
  * Two layers, each one left-to-right pass with fixed-offset checks (no regular expressions, so a
  * hostile line costs linear time at most):
  *  - the envelope: the syslog, kmsg, dmesg or journald wrapping around the kernel's message, which
@@ -12,8 +17,8 @@
  *    end. Text that merely contains the fields (a crash report naming a process `FIREWALL: IN= `,
  *    say) is not a knock.
  */
-import { canonicalIPv4, canonicalIPv6, canonicalSource } from '../model/address';
-import { PacketEvent, Protocol, TCP_FLAGS } from '../model/packet';
+import { canonicalIPv6, intToIPv4 } from '../model/address';
+import { PacketEvent, PacketFields, TCP_FLAGS, packetFields } from '../model/packet';
 import { wallClockTime } from './zoneTime';
 
 /** What a line turned out to be, when it is not a packet event. */
@@ -48,12 +53,78 @@ export interface ParserOptions {
 /** Kernel LOG lines are well under 1 KiB; anything far longer with our prefix is not one. */
 export const MAX_NETFILTER_LINE = 4096;
 
-const MONTHS: Record<string, number> = {
-  Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11,
-};
+const MONTHS = new Map(
+  ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'].map((m, i) => [
+    (m.charCodeAt(0) << 16) | (m.charCodeAt(1) << 8) | m.charCodeAt(2),
+    i,
+  ]),
+);
 const KERNEL_TAG = 'kernel: ';
 
 const SP = 32;
+
+/*
+ * The end of the line being parsed (exclusive). The buffer goes on past it with the next lines,
+ * so every read is bounded by it: `ch` is -1 past the end, as charCodeAt was NaN past a string's.
+ */
+let E = 0;
+/* and where it starts */
+let S = 0;
+
+const ch = (s: Buffer, i: number): number => (i < E ? s[i] : -1);
+
+/** Does `key` (ASCII) stand at `i`? */
+function starts(s: Buffer, key: string, i: number): boolean {
+  if (i < 0 || i + key.length > E) return false;
+  for (let k = 0; k < key.length; k++) if (s[i + k] !== key.charCodeAt(k)) return false;
+  return true;
+}
+
+/** Where `key` next stands from `from` on, within the line, or -1. */
+function find(s: Buffer, key: string, from: number): number {
+  const c0 = key.charCodeAt(0);
+  for (let i = from < 0 ? 0 : from; i + key.length <= E; i++) if (s[i] === c0 && starts(s, key, i)) return i;
+  return -1;
+}
+
+/** Where the byte `c` next stands from `from` on, within the line, or -1. */
+function findByte(s: Buffer, c: number, from: number): number {
+  for (let i = from < 0 ? 0 : from; i < E; i++) if (s[i] === c) return i;
+  return -1;
+}
+
+/** The month of `Jan`..`Dec` at `i`, or undefined. */
+const monthAt = (s: Buffer, i: number) => MONTHS.get((ch(s, i) << 16) | (ch(s, i + 1) << 8) | ch(s, i + 2));
+
+/**
+ * A canonical dotted quad from `i` to `end` (no leading zeros, each part at most 255), as an
+ * unsigned integer, or -1: the rule of canonicalIPv4, read from bytes.
+ */
+function ipv4At(s: Buffer, i: number, end: number): number {
+  if (end - i < 7 || end - i > 15) return -1;
+  let n = 0;
+  let parts = 0;
+  let value = 0;
+  let digits = 0;
+  for (let j = i; j <= end; j++) {
+    const c = j < end ? s[j] : 46;
+    if (c >= 48 && c <= 57) {
+      if (digits > 0 && value === 0) return -1;
+      value = value * 10 + (c - 48);
+      if (value > 255) return -1;
+      digits++;
+    } else if (c === 46) {
+      if (digits === 0) return -1;
+      n = n * 256 + value;
+      parts++;
+      value = 0;
+      digits = 0;
+    } else {
+      return -1;
+    }
+  }
+  return parts === 4 ? n : -1;
+}
 const isDigit = (c: number) => c >= 48 && c <= 57;
 const isHex = (c: number) => isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
 /* The names the kernel accepts are wider, but these are the names hosts use; a name with shell
@@ -62,44 +133,44 @@ const isNameChar = (c: number) =>
   isDigit(c) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 95 || c === 64;
 
 /** End of a run of 1..`max` decimal digits at `i`, or -1. */
-function decEnd(s: string, i: number, max: number): number {
+function decEnd(s: Buffer, i: number, max: number): number {
   let j = i;
   /* past the end charCodeAt is NaN, which is no digit */
-  while (j - i <= max && isDigit(s.charCodeAt(j))) j++;
+  while (j - i <= max && isDigit(ch(s, j))) j++;
   return j === i || j - i > max ? -1 : j;
 }
 
 /** End of a run of `min`..`max` hex digits at `i`, or -1. */
-function hexEnd(s: string, i: number, min: number, max: number): number {
+function hexEnd(s: Buffer, i: number, min: number, max: number): number {
   let j = i;
-  while (j < s.length && j - i <= max && isHex(s.charCodeAt(j))) j++;
+  while (j < E && j - i <= max && isHex(ch(s, j))) j++;
   return j - i < min || j - i > max ? -1 : j;
 }
 
 /** Value of the decimal digits from `i` to `end`. */
-function decValue(s: string, i: number, end: number): number {
+function decValue(s: Buffer, i: number, end: number): number {
   let v = 0;
-  for (let k = i; k < end; k++) v = v * 10 + (s.charCodeAt(k) - 48);
+  for (let k = i; k < end; k++) v = v * 10 + (ch(s, k) - 48);
   return v;
 }
 
 /** End of an interface name (0..15 name characters) at `i`. */
-function nameEnd(s: string, i: number): number {
+function nameEnd(s: Buffer, i: number): number {
   let j = i;
-  while (j < s.length && isNameChar(s.charCodeAt(j))) j++;
+  while (j < E && isNameChar(ch(s, j))) j++;
   return j - i > 15 ? -1 : j;
 }
 
 /** After `key` and a decimal value at `i`, followed by a separator: the index past it, or -1. */
-function decField(s: string, i: number, key: string, max: number): number {
-  if (!s.startsWith(key, i)) return -1;
+function decField(s: Buffer, i: number, key: string, max: number): number {
+  if (!starts(s, key, i)) return -1;
   const e = decEnd(s, i + key.length, max);
   return e < 0 ? -1 : sep(s, e);
 }
 
 /** After `key` and `min`..`max` hex digits. */
-function hexField(s: string, i: number, key: string, min: number, max: number): number {
-  if (!s.startsWith(key, i)) return -1;
+function hexField(s: Buffer, i: number, key: string, min: number, max: number): number {
+  if (!starts(s, key, i)) return -1;
   const e = hexEnd(s, i + key.length, min, max);
   return e < 0 ? -1 : sep(s, e);
 }
@@ -108,77 +179,77 @@ function hexField(s: string, i: number, key: string, min: number, max: number): 
  * Past the space the kernel prints after every field. The very last one may be gone (journald
  * strips trailing white space), so the end of the line also separates.
  */
-function sep(s: string, i: number): number {
-  if (i === s.length) return i;
-  return s.charCodeAt(i) === SP ? i + 1 : -1;
+function sep(s: Buffer, i: number): number {
+  if (i === E) return i;
+  return ch(s, i) === SP ? i + 1 : -1;
 }
 
 /** `aa:bb:cc:dd:ee:ff` (six bytes) at `i`, then a space. */
-function macField(s: string, i: number, key: string): number {
-  if (!s.startsWith(key, i)) return -1;
+function macField(s: Buffer, i: number, key: string): number {
+  if (!starts(s, key, i)) return -1;
   let j = i + key.length;
   for (let b = 0; b < 6; b++) {
-    if (b > 0 && s.charCodeAt(j++) !== 58 /* : */) return -1;
-    if (!isHex(s.charCodeAt(j)) || !isHex(s.charCodeAt(j + 1))) return -1;
+    if (b > 0 && ch(s, j++) !== 58 /* : */) return -1;
+    if (!isHex(ch(s, j)) || !isHex(ch(s, j + 1))) return -1;
     j += 2;
   }
   return sep(s, j);
 }
 
 /** `OPT (` upper-case hex bytes `) `, as the kernel dumps IPv4 and TCP options. */
-function optBytes(s: string, i: number): number {
-  if (!s.startsWith('OPT (', i)) return -1;
+function optBytes(s: Buffer, i: number): number {
+  if (!starts(s, 'OPT (', i)) return -1;
   const e = hexEnd(s, i + 5, 2, 80);
-  if (e < 0 || (e - i - 5) % 2 !== 0 || s.charCodeAt(e) !== 41 /* ) */) return -1;
+  if (e < 0 || (e - i - 5) % 2 !== 0 || ch(s, e) !== 41 /* ) */) return -1;
   return sep(s, e + 1);
 }
 
 /** The link-layer part the kernel prints for packets that came in on an interface. */
-function macPart(s: string, i: number): number {
-  if (s.startsWith('MACSRC=', i)) {
+function macPart(s: Buffer, i: number): number {
+  if (starts(s, 'MACSRC=', i)) {
     /* log flags ether (nft) / --log-macdecode (iptables) on an Ethernet device */
     let j = macField(s, i, 'MACSRC=');
     if (j >= 0) j = macField(s, j, 'MACDST=');
-    if (j >= 0 && s.startsWith('VPROTO=', j)) {
+    if (j >= 0 && starts(s, 'VPROTO=', j)) {
       j = hexField(s, j, 'VPROTO=', 4, 4);
       if (j >= 0) j = decField(s, j, 'VID=', 4);
     }
     return j >= 0 ? hexField(s, j, 'MACPROTO=', 4, 4) : -1;
   }
-  if (!s.startsWith('MAC=', i)) return i; /* decoding asked for, but no link header */
+  if (!starts(s, 'MAC=', i)) return i; /* decoding asked for, but no link header */
   let j = i + 4;
   /* the device's whole hard header, `aa:bb:...`; none at all on devices without one (tun) */
-  if (isHex(s.charCodeAt(j))) {
+  if (isHex(ch(s, j))) {
     for (let n = 0; ; n++) {
-      if (n >= 128 || !isHex(s.charCodeAt(j)) || !isHex(s.charCodeAt(j + 1))) return -1;
-      if (s.charCodeAt(j + 2) !== 58 /* : */) {
+      if (n >= 128 || !isHex(ch(s, j)) || !isHex(ch(s, j + 1))) return -1;
+      if (ch(s, j + 2) !== 58 /* : */) {
         j += 2;
         break;
       }
       j += 3;
     }
   }
-  if (s.startsWith(' TUNNEL=', j)) {
+  if (starts(s, ' TUNNEL=', j)) {
     /* sit tunnels: the outer IPv4 addresses */
-    const arrow = s.indexOf('->', j + 8);
+    const arrow = find(s, '->', j + 8);
     if (arrow < 0 || arrow - j > 24) return -1;
-    const end = s.indexOf(' ', arrow);
-    const last = end < 0 ? s.length : end;
-    if (!canonicalIPv4(s.slice(j + 8, arrow)) || !canonicalIPv4(s.slice(arrow + 2, last))) return -1;
+    const end = findByte(s, SP, arrow);
+    const last = end < 0 ? E : end;
+    if (ipv4At(s, j + 8, arrow) < 0 || ipv4At(s, arrow + 2, last) < 0) return -1;
     j = last;
   }
   return sep(s, j);
 }
 
 /** The fields after the ports: `UID= GID=` (log flags skuid / --log-uid) and `MARK=`. */
-function trailer(s: string, i: number): number {
+function trailer(s: Buffer, i: number): number {
   let j = i;
-  if (s.startsWith('UID=', j)) {
+  if (starts(s, 'UID=', j)) {
     j = decField(s, j, 'UID=', 10);
     if (j >= 0) j = decField(s, j, 'GID=', 10);
     if (j < 0) return -1;
   }
-  if (s.startsWith('MARK=0x', j)) j = hexField(s, j, 'MARK=0x', 1, 8);
+  if (starts(s, 'MARK=0x', j)) j = hexField(s, j, 'MARK=0x', 1, 8);
   return j;
 }
 
@@ -192,11 +263,20 @@ interface Ports {
 const FLAG_WORDS = ['', 'AE ', 'CWR ', 'ECE ', 'URG ', 'ACK ', 'PSH ', 'RST ', 'SYN ', 'FIN '];
 
 /** An optional `PHYSIN=name ` / `PHYSOUT=name `. */
-function physField(s: string, i: number, key: string): number {
-  if (!s.startsWith(key, i)) return i;
+function physField(s: Buffer, i: number, key: string): number {
+  if (!starts(s, key, i)) return i;
   const e = nameEnd(s, i + key.length);
   return e <= i + key.length ? -1 : sep(s, e);
 }
+
+/** A line whose fields the parser wrote into its fields object and offsets. */
+const PACKET = 'packet';
+const PROTO_TCP = 0;
+const PROTO_UDP = 1;
+type Outcome = LineVerdict | typeof PACKET;
+
+/** Interface names seen, kept as strings so that a line costs none. */
+const MAX_NAMES = 64;
 
 export class LogLineParser {
   private readonly prefixes: { configured: string; bare: string }[];
@@ -205,14 +285,20 @@ export class LogLineParser {
   private readonly now: () => number;
   private readonly timeZone: string | undefined;
   private readonly envelopeOnly: boolean;
-  /* Busy logs repeat the same second for many lines: remember the last stamp parsed. */
-  private lastStamp = '';
+  /* Busy logs repeat the same second for many lines: remember the last stamp parsed (its bytes). */
+  private readonly lastStamp = Buffer.alloc(64);
+  private lastStampLength = -1;
   private lastStampMs = 0;
-  /* In envelope-only mode, where the last kernel message was found (no object per line). */
-  private envelopeText = '';
-  private envelopeAt = -1;
+  /* In envelope-only mode, the last kernel message found (only `scan`'s prefix census asks). */
+  private envelopeText: string | null = null;
   /* Scratch for the ports of the line being parsed (no object per line). */
   private readonly ports: Ports = { sport: 0, dport: 0, flags: 0 };
+  /* What the last packet line held, beyond the fields: where its text fields are, for `parse`. */
+  private fields: PacketFields = packetFields();
+  private prefix = '';
+  private lastDst4 = -1;
+  private lastDst = '';
+  private readonly names: { bytes: Buffer; name: string }[] = [];
 
   constructor(options: ParserOptions) {
     this.prefixes = options.prefixes.map((p) => ({ configured: p, bare: p.trimEnd() }));
@@ -225,37 +311,112 @@ export class LogLineParser {
 
   /** In envelope-only mode: the kernel's message in `line` (any format, journald's too), or null if it has none. */
   kernelMessage(line: string): string | null {
-    this.envelopeAt = -1;
-    return this.parse(line) === 'ignored' && this.envelopeAt >= 0 ? this.envelopeText.slice(this.envelopeAt) : null;
+    this.envelopeText = null;
+    return this.parse(line) === 'ignored' ? this.envelopeText : null;
   }
 
+  /** One line as text (latin1: one character a byte): the packet event with all its fields. */
   parse(line: string): PacketEvent | LineVerdict {
-    if (line.length === 0) return 'other';
-    const c0 = line.charCodeAt(0);
-    if (c0 === 123 /* { */) return this.parseJournalJson(line);
-    if (c0 === 60 /* < */) return this.parsePri(line);
-    return this.parseAt(line, 0);
+    const r = line.charCodeAt(0) === 123 /* { */ ? this.parseJournalJson(line) : this.parseLine(Buffer.from(line, 'latin1'), 0, line.length);
+    return r === PACKET ? this.event() : r;
+  }
+
+  /**
+   * One line given as bytes (`buf[start, end)`): what knock tracking reads of it, written into
+   * `out`, which is returned; or what else the line is.
+   */
+  parseBytes(buf: Buffer, start: number, end: number, out: PacketFields): PacketFields | LineVerdict {
+    this.fields = out;
+    if (end > start && buf[start] === 123 /* { */) {
+      const r = this.parseJournalJson(buf.toString('latin1', start, end));
+      return r === PACKET ? out : r;
+    }
+    const r = this.parseLine(buf, start, end);
+    return r === PACKET ? out : r;
+  }
+
+  private parseLine(line: Buffer, start: number, end: number): Outcome {
+    S = start;
+    E = end;
+    if (E === S) return 'other';
+    if (ch(line, S) === 60 /* < */) return this.parsePri(line);
+    return this.parseAt(line, S);
+  }
+
+  /** The last packet line as an event, with its text fields. */
+  private event(): PacketEvent {
+    const f = this.fields;
+    return {
+      time: f.time,
+      src: f.family === 4 ? intToIPv4(f.v4) : f.v6,
+      family: f.family,
+      dst: f.dst,
+      proto: f.proto === 1 ? 'udp' : 'tcp',
+      sport: this.ports.sport,
+      dport: f.dport,
+      flags: f.flags,
+      iface: f.iface,
+      out: f.out,
+      prefix: this.prefix,
+    };
+  }
+
+  /** An interface name as a string, the same string each time it comes again. */
+  private name(s: Buffer, at: number, end: number): string {
+    const names = this.names;
+    for (let k = 0; k < names.length; k++) {
+      const b = names[k].bytes;
+      if (b.length !== end - at) continue;
+      let same = true;
+      for (let j = 0; j < b.length && same; j++) same = b[j] === s[at + j];
+      if (same) return names[k].name;
+    }
+    const entry = { bytes: Buffer.from(s.subarray(at, end)), name: s.toString('latin1', at, end) };
+    /* a log full of made-up names must not grow this: the oldest goes */
+    if (names.length >= MAX_NAMES) names.shift();
+    names.push(entry);
+    return entry.name;
+  }
+
+  private sameStamp(s: Buffer, a: number, b: number, c: number, d: number): boolean {
+    if (this.lastStampLength !== b - a + d - c) return false;
+    const t = this.lastStamp;
+    for (let k = a; k < b; k++) if (t[k - a] !== s[k]) return false;
+    for (let k = c, o = b - a; k < d; k++, o++) if (t[o] !== s[k]) return false;
+    return true;
+  }
+
+  /** Remembers the stamp `s[a, b) + s[c, d)` (at most 64 bytes) as meaning `ms`. */
+  private keepStamp(s: Buffer, a: number, b: number, c: number, d: number, ms: number): void {
+    if (b - a + d - c > this.lastStamp.length) {
+      this.lastStampLength = -1;
+      return;
+    }
+    s.copy(this.lastStamp, 0, a, b);
+    s.copy(this.lastStamp, b - a, c, d);
+    this.lastStampLength = b - a + d - c;
+    this.lastStampMs = ms;
   }
 
   /** Any format but journald's, from `at` (past a `<PRI>`). */
-  private parseAt(line: string, at: number): PacketEvent | LineVerdict {
-    const c = line.charCodeAt(at);
+  private parseAt(line: Buffer, at: number): Outcome {
+    const c = ch(line, at);
     if (isDigit(c)) {
-      if (line.charCodeAt(at + 4) === 45 /* 2026- */) return this.parseRfc3339(line, at);
-      return at === 0 ? this.parseKmsg(line) : 'other';
+      if (ch(line, at + 4) === 45 /* 2026- */) return this.parseRfc3339(line, at);
+      return at === S ? this.parseKmsg(line) : 'other';
     }
     if (c === 91 /* [ */) return this.parseDmesg(line, at);
-    if (c === 107 /* k */ && at === 0) return this.parseDmesgLevel(line);
+    if (c === 107 /* k */ && at === S) return this.parseDmesgLevel(line);
     return this.parseTraditional(line, at);
   }
 
   /** `<PRI>` written by relays and `dmesg -r`: the facility must be the kernel's (0). */
-  private parsePri(line: string): PacketEvent | LineVerdict {
-    const end = decEnd(line, 1, 3);
-    if (end < 0 || line.charCodeAt(end) !== 62 /* > */) return 'other';
-    if (decValue(line, 1, end) > 7) return 'other';
+  private parsePri(line: Buffer): Outcome {
+    const end = decEnd(line, S + 1, 3);
+    if (end < 0 || ch(line, end) !== 62 /* > */) return 'other';
+    if (decValue(line, S + 1, end) > 7) return 'other';
     const at = end + 1;
-    if (line.charCodeAt(at) === 49 /* 1 */ && line.charCodeAt(at + 1) === SP) return this.parseRfc5424(line, at + 2);
+    if (ch(line, at) === 49 /* 1 */ && ch(line, at + 1) === SP) return this.parseRfc5424(line, at + 2);
     return this.parseAt(line, at);
   }
 
@@ -263,60 +424,58 @@ export class LogLineParser {
    * Where the kernel message begins after the host name in a syslog line: `host kernel: `, then
    * an optional `[ uptime]` stamp; -1 if the line is not tagged as the kernel's.
    */
-  private kernelMessageStart(line: string, hostAt: number): number {
-    const hostEnd = line.indexOf(' ', hostAt);
+  private kernelMessageStart(line: Buffer, hostAt: number): number {
+    const hostEnd = findByte(line, SP, hostAt);
     if (hostEnd <= hostAt || hostEnd - hostAt > 255) return -1;
     let at = hostEnd + 1;
     /* busybox syslogd (OpenWrt) names the facility and level between host and tag */
-    if (line.startsWith('kern.', at)) {
-      const end = line.indexOf(' ', at);
+    if (starts(line, 'kern.', at)) {
+      const end = findByte(line, SP, at);
       if (end < 0 || end - at > 12) return -1;
       at = end + 1;
     }
-    if (!line.startsWith(KERNEL_TAG, at)) return -1;
+    if (!starts(line, KERNEL_TAG, at)) return -1;
     return skipUptime(line, at + KERNEL_TAG.length);
   }
 
   /** `Nov 24 00:17:59 host kernel: [  325.48] MSG` (day padded with a space or not, seconds with a fraction or not). */
-  private parseTraditional(line: string, at: number): PacketEvent | LineVerdict {
+  private parseTraditional(line: Buffer, at: number): Outcome {
     /* OpenWrt's logread writes `Mon Nov 24 00:17:59 2026 kern.warn kernel: MSG` */
-    if (line.charCodeAt(at + 3) === SP && MONTHS[line.slice(at + 4, at + 7)] !== undefined) return this.parseLongDate(line, at);
-    const month = MONTHS[line.slice(at, at + 3)];
-    if (month === undefined || line.charCodeAt(at + 3) !== SP) return 'other';
+    if (ch(line, at + 3) === SP && monthAt(line, at + 4) !== undefined) return this.parseLongDate(line, at);
+    const month = monthAt(line, at);
+    if (month === undefined || ch(line, at + 3) !== SP) return 'other';
     let i = at + 4;
-    if (line.charCodeAt(i) === SP) i++;
+    if (ch(line, i) === SP) i++;
     const dayEnd = decEnd(line, i, 2);
-    if (dayEnd < 0 || line.charCodeAt(dayEnd) !== SP) return 'other';
+    if (dayEnd < 0 || ch(line, dayEnd) !== SP) return 'other';
     const day = decValue(line, i, dayEnd);
     const clock = readClock(line, dayEnd + 1);
     if (clock === null) return 'other';
     const msgAt = this.kernelMessageStart(line, clock.end + 1);
     if (msgAt < 0) return 'other';
-    const key = line.slice(at, clock.secondsEnd);
-    if (key !== this.lastStamp) {
+    if (!this.sameStamp(line, at, clock.secondsEnd, 0, 0)) {
       const t = this.localTime(null, month, day, clock.h, clock.m, clock.s);
       if (t === null) return 'other';
-      this.lastStamp = key;
-      this.lastStampMs = t;
+      this.keepStamp(line, at, clock.secondsEnd, 0, 0, t);
     }
     return this.parseMessage(line, msgAt, this.lastStampMs + clock.fractionMs);
   }
 
   /** `Mon Nov 24 00:17:59 2026 kern.warn kernel: ` (busybox logread: a year, no host, the facility named). */
-  private parseLongDate(line: string, at: number): PacketEvent | LineVerdict {
+  private parseLongDate(line: Buffer, at: number): Outcome {
     const date = readLongDate(line, at);
     if (date === null) return 'other';
     const t = this.localTime(date.year, date.month, date.day, date.h, date.m, date.s);
     if (t === null) return 'other';
-    if (!line.startsWith('kern.', date.end)) return 'other';
-    const end = line.indexOf(' ', date.end);
-    if (end < 0 || end - date.end > 12 || !line.startsWith(KERNEL_TAG, end + 1)) return 'other';
+    if (!starts(line, 'kern.', date.end)) return 'other';
+    const end = findByte(line, SP, date.end);
+    if (end < 0 || end - date.end > 12 || !starts(line, KERNEL_TAG, end + 1)) return 'other';
     return this.parseMessage(line, skipUptime(line, end + 1 + KERNEL_TAG.length), t);
   }
 
   /** `2026-11-24T00:17:59.282475+00:00 host kernel: MSG` (also journalctl's `+0000`). */
-  private parseRfc3339(line: string, at: number): PacketEvent | LineVerdict {
-    const space = line.indexOf(' ', at);
+  private parseRfc3339(line: Buffer, at: number): Outcome {
+    const space = findByte(line, SP, at);
     if (space - at < 20 || space - at > 40) return 'other';
     const msgAt = this.kernelMessageStart(line, space + 1);
     if (msgAt < 0) return 'other';
@@ -328,22 +487,22 @@ export class LogLineParser {
    * `<4>1 2026-11-25T09:22:55.071334+00:00 host kernel - - - MSG` (RFC 5424, as rsyslog's
    * RSYSLOG_SyslogProtocol23Format writes it); `at` is past the version.
    */
-  private parseRfc5424(line: string, at: number): PacketEvent | LineVerdict {
-    const stampEnd = line.indexOf(' ', at);
+  private parseRfc5424(line: Buffer, at: number): Outcome {
+    const stampEnd = findByte(line, SP, at);
     if (stampEnd - at < 20 || stampEnd - at > 40) return 'other';
-    const hostEnd = line.indexOf(' ', stampEnd + 1);
+    const hostEnd = findByte(line, SP, stampEnd + 1);
     if (hostEnd <= stampEnd + 1 || hostEnd - stampEnd > 256) return 'other';
-    if (!line.startsWith('kernel ', hostEnd + 1)) return 'other';
+    if (!starts(line, 'kernel ', hostEnd + 1)) return 'other';
     let i = hostEnd + 8;
     /* PROCID and MSGID: nil or a token */
     for (let n = 0; n < 2; n++) {
-      const end = line.indexOf(' ', i);
+      const end = findByte(line, SP, i);
       if (end <= i || end - i > 128) return 'other';
       i = end + 1;
     }
     i = skipStructuredData(line, i);
     if (i < 0) return 'other';
-    if (line.startsWith('\u00ef\u00bb\u00bf', i)) i += 3; /* the UTF-8 BOM, read as latin1 */
+    if (starts(line, '\u00ef\u00bb\u00bf', i)) i += 3; /* the UTF-8 BOM, read as latin1 */
     const time = this.rfc3339Time(line, at, stampEnd);
     return time === null ? 'other' : this.parseMessage(line, skipUptime(line, i), time);
   }
@@ -352,42 +511,40 @@ export class LogLineParser {
    * Every line has a new fraction of a second, so Date.parse runs once per second and zone
    * (`2026-11-24T00:17:59` + `+00:00`), and the fraction is added by hand.
    */
-  private rfc3339Time(line: string, at: number, end: number): number | null {
-    if (line.charCodeAt(at + 10) !== 84 /* T */ || end - at < 20) return null;
+  private rfc3339Time(line: Buffer, at: number, end: number): number | null {
+    if (ch(line, at + 10) !== 84 /* T */ || end - at < 20) return null;
     let zoneAt = at + 19;
     let fractionMs = 0;
-    if (line.charCodeAt(zoneAt) === 46 /* . */) {
+    if (ch(line, zoneAt) === 46 /* . */) {
       zoneAt++;
       let scale = 100;
-      while (zoneAt < end && isDigit(line.charCodeAt(zoneAt))) {
-        fractionMs += (line.charCodeAt(zoneAt) - 48) * scale;
+      while (zoneAt < end && isDigit(ch(line, zoneAt))) {
+        fractionMs += (ch(line, zoneAt) - 48) * scale;
         scale /= 10;
         zoneAt++;
       }
       fractionMs = Math.floor(fractionMs);
     }
-    const key = line.slice(at, at + 19) + line.slice(zoneAt, end);
-    if (key !== this.lastStamp) {
-      const t = Date.parse(key);
+    if (!this.sameStamp(line, at, at + 19, zoneAt, end)) {
+      const t = Date.parse(line.toString('latin1', at, at + 19) + line.toString('latin1', zoneAt, end));
       if (!Number.isFinite(t)) return null;
-      this.lastStamp = key;
-      this.lastStampMs = t;
+      this.keepStamp(line, at, at + 19, zoneAt, end, t);
     }
     return this.lastStampMs + fractionMs;
   }
 
   /** `4,353,339018201,-;MSG`: priority, sequence, microseconds since boot, flags (and more); then the message. */
-  private parseKmsg(line: string): PacketEvent | LineVerdict {
-    const prioEnd = decEnd(line, 0, 3);
+  private parseKmsg(line: Buffer): Outcome {
+    const prioEnd = decEnd(line, S, 3);
     /* Facility 0 is the kernel: a record a process wrote into /dev/kmsg has another one. */
-    if (prioEnd < 0 || line.charCodeAt(prioEnd) !== 44 || decValue(line, 0, prioEnd) > 7) return 'other';
+    if (prioEnd < 0 || ch(line, prioEnd) !== 44 || decValue(line, S, prioEnd) > 7) return 'other';
     const seqEnd = decEnd(line, prioEnd + 1, 20);
-    if (seqEnd < 0 || line.charCodeAt(seqEnd) !== 44) return 'other';
+    if (seqEnd < 0 || ch(line, seqEnd) !== 44) return 'other';
     const usecEnd = decEnd(line, seqEnd + 1, 20);
-    if (usecEnd < 0 || line.charCodeAt(usecEnd) !== 44) return 'other';
-    const semi = line.indexOf(';', usecEnd);
+    if (usecEnd < 0 || ch(line, usecEnd) !== 44) return 'other';
+    const semi = findByte(line, 59 /* ; */, usecEnd);
     if (semi < 0 || semi - usecEnd > 64) return 'other';
-    const usec = Number(line.slice(seqEnd + 1, usecEnd));
+    const usec = decValue(line, seqEnd + 1, usecEnd);
     return this.parseMessage(line, semi + 1, this.bootTime(usec));
   }
 
@@ -399,33 +556,33 @@ export class LogLineParser {
    * `dmesg` output: `[ 3988.200761] MSG`, `<4>[ 3988.2] MSG` (`dmesg -r`), `[Tue Nov 24 00:17:59 2026] MSG`
    * (`dmesg -T`), and journalctl's `-o short-monotonic` (`[ 3988.200761] host kernel: MSG`).
    */
-  private parseDmesg(line: string, at: number): PacketEvent | LineVerdict {
+  private parseDmesg(line: Buffer, at: number): Outcome {
     const stamp = readUptime(line, at);
     if (stamp !== null) {
       let msgAt = skipCaller(line, stamp.end);
-      const hostEnd = line.indexOf(' ', msgAt);
-      if (hostEnd > msgAt && line.startsWith(KERNEL_TAG, hostEnd + 1)) msgAt = skipUptime(line, hostEnd + 1 + KERNEL_TAG.length);
+      const hostEnd = findByte(line, SP, msgAt);
+      if (hostEnd > msgAt && starts(line, KERNEL_TAG, hostEnd + 1)) msgAt = skipUptime(line, hostEnd + 1 + KERNEL_TAG.length);
       return this.parseMessage(line, msgAt, this.bootTime(stamp.usec));
     }
     const date = readLongDate(line, at + 1);
-    if (date === null || line.charCodeAt(date.end - 1) !== 93 /* ] */ || line.charCodeAt(date.end) !== SP) return 'other';
+    if (date === null || ch(line, date.end - 1) !== 93 /* ] */ || ch(line, date.end) !== SP) return 'other';
     const t = this.localTime(date.year, date.month, date.day, date.h, date.m, date.s);
     return t === null ? 'other' : this.parseMessage(line, skipCaller(line, date.end + 1), t);
   }
 
   /** `dmesg -x`: `kern  :warn  : [ 3988.2] MSG`; only the kern facility. */
-  private parseDmesgLevel(line: string): PacketEvent | LineVerdict {
-    if (!line.startsWith('kern ', 0)) return 'other';
-    let i = 4;
-    while (line.charCodeAt(i) === SP && i < 8) i++;
-    if (line.charCodeAt(i) !== 58 /* : */) return 'other';
-    const colon = line.indexOf(': ', i + 1);
+  private parseDmesgLevel(line: Buffer): Outcome {
+    if (!starts(line, 'kern ', S)) return 'other';
+    let i = S + 4;
+    while (ch(line, i) === SP && i < S + 8) i++;
+    if (ch(line, i) !== 58 /* : */) return 'other';
+    const colon = find(line, ': ', i + 1);
     if (colon < 0 || colon - i > 10) return 'other';
-    return line.charCodeAt(colon + 2) === 91 ? this.parseDmesg(line, colon + 2) : 'other';
+    return ch(line, colon + 2) === 91 ? this.parseDmesg(line, colon + 2) : 'other';
   }
 
   /** One record of `journalctl -o json`: only the kernel's own records (transport kernel, facility kern) count. */
-  private parseJournalJson(line: string): PacketEvent | LineVerdict {
+  private parseJournalJson(line: string): Outcome {
     if (line.length > 64 * 1024) return 'other';
     let record: unknown;
     try {
@@ -445,7 +602,11 @@ export class LogLineParser {
     if (typeof message !== 'string') return 'other';
     const usec = Number(r.__REALTIME_TIMESTAMP);
     if (!Number.isFinite(usec)) return 'malformed';
-    return this.parseMessage(message, 0, Math.floor(usec / 1000));
+    /* a character beyond latin1 must not turn into the byte it ends in: it is a byte no key has */
+    const bytes = Buffer.from(message.replace(/[^\u0000-\u00ff]/g, '\u00ff'), 'latin1');
+    S = 0;
+    E = bytes.length;
+    return this.parseMessage(bytes, 0, Math.floor(usec / 1000));
   }
 
   /** A wall-clock date without a zone, read in the configured zone; the year is guessed when absent. */
@@ -454,61 +615,84 @@ export class LogLineParser {
     return wallClockTime({ year, month, day, h, m, s }, this.now(), this.timeZone);
   }
 
-  private parseMessage(line: string, at: number, time: number): PacketEvent | LineVerdict {
+  private parseMessage(line: Buffer, at: number, time: number): Outcome {
     if (this.envelopeOnly) {
-      this.envelopeText = line;
-      this.envelopeAt = at;
+      this.envelopeText = line.toString('latin1', at, E);
       return 'ignored';
     }
     let prefix: string | null = null;
     let i = -1;
     for (const p of this.prefixes) {
-      if (!line.startsWith(p.bare, at)) continue;
+      if (!starts(line, p.bare, at)) continue;
       let j = at + p.bare.length;
-      while (line.charCodeAt(j) === SP) j++;
-      if (line.startsWith('IN=', j)) {
+      while (ch(line, j) === SP) j++;
+      if (starts(line, 'IN=', j)) {
         prefix = p.configured;
         i = j;
         break;
       }
     }
     if (prefix === null) return 'other';
-    if (line.length - i > MAX_NETFILTER_LINE) return 'malformed';
+    if (E - i > MAX_NETFILTER_LINE) return 'malformed';
     return this.parseFields(line, i, time, prefix);
   }
 
   /** The netfilter logger's fields, from `IN=` to the end of the line, in the kernel's order. */
-  private parseFields(s: string, start: number, time: number, prefix: string): PacketEvent | LineVerdict {
+  private parseFields(s: Buffer, start: number, time: number, prefix: string): Outcome {
     const inEnd = nameEnd(s, start + 3);
     let i = inEnd < 0 ? -1 : sep(s, inEnd);
-    if (i < 0 || !s.startsWith('OUT=', i)) return 'malformed';
+    if (i < 0 || !starts(s, 'OUT=', i)) return 'malformed';
     const outEnd = nameEnd(s, i + 4);
     i = outEnd < 0 ? -1 : sep(s, outEnd);
     if (i < 0) return 'malformed';
-    const iface = s.slice(start + 3, inEnd);
-    const out = s.slice(inEnd + 5, outEnd);
+    const f = this.fields;
+    f.iface = inEnd > start + 3 ? this.name(s, start + 3, inEnd) : '';
+    f.out = outEnd > inEnd + 5 ? this.name(s, inEnd + 5, outEnd) : '';
     /* bridge netfilter: the ports of a bridge */
-    if (s.charCodeAt(i) === 80 /* P */) {
+    if (ch(s, i) === 80 /* P */) {
       i = physField(s, i, 'PHYSIN=');
       if (i >= 0) i = physField(s, i, 'PHYSOUT=');
       if (i < 0) return 'malformed';
     }
     /* the link layer is printed for packets that came in on an interface, and only for them */
-    if (iface.length > 0) i = macPart(s, i);
+    if (inEnd > start + 3) i = macPart(s, i);
     if (i < 0) return 'malformed';
-    if (s.startsWith('ARP HTYPE=', i)) return 'ignored';
-    if (i === s.length) return 'ignored'; /* neither IPv4 nor IPv6 nor ARP: the link layer only */
-    if (!s.startsWith('SRC=', i)) return 'malformed';
-    const srcEnd = s.indexOf(' DST=', i + 4);
+    if (starts(s, 'ARP HTYPE=', i)) return 'ignored';
+    if (i === E) return 'ignored'; /* neither IPv4 nor IPv6 nor ARP: the link layer only */
+    if (!starts(s, 'SRC=', i)) return 'malformed';
+    const srcEnd = find(s, ' DST=', i + 4);
     if (srcEnd < 0 || srcEnd - i > 43) return 'malformed';
-    const dstEnd = s.indexOf(' ', srcEnd + 5);
+    const dstEnd = findByte(s, SP, srcEnd + 5);
     if (dstEnd < 0 || dstEnd - srcEnd > 44) return 'malformed';
-    const srcText = s.slice(i + 4, srcEnd);
-    const dstText = s.slice(srcEnd + 5, dstEnd);
-    const source = canonicalSource(srcText);
-    const v6 = source ? source.family === 6 : srcText.includes(':');
-    const dst = v6 ? canonicalIPv6(dstText) : canonicalIPv4(dstText);
-    if (!dst || (!source && !(v6 ? canonicalIPv6(srcText) : canonicalIPv4(srcText)))) return 'malformed';
+    /* a source is canonical, not 0.0.0.0, not :: and not v4-mapped (canonicalSource); other
+     * well-formed addresses make a genuine line that is no knock */
+    const v4 = ipv4At(s, i + 4, srcEnd);
+    let v6 = false;
+    let source = v4 > 0;
+    let valid = v4 >= 0;
+    const colon = findByte(s, 58 /* : */, i + 4);
+    if (v4 < 0 && colon >= 0 && colon < srcEnd) {
+      v6 = true;
+      const text = canonicalIPv6(s.toString('latin1', i + 4, srcEnd));
+      valid = text !== null;
+      source = valid && text !== '::' && !text!.startsWith('::ffff:');
+      f.v6 = text ?? '';
+    }
+    if (v6) {
+      const dst = canonicalIPv6(s.toString('latin1', srcEnd + 5, dstEnd));
+      if (dst === null) return 'malformed';
+      f.dst = dst;
+    } else {
+      const dst = ipv4At(s, srcEnd + 5, dstEnd);
+      if (dst < 0) return 'malformed';
+      /* nearly every packet logged on a host is to one of its few addresses */
+      if (dst !== this.lastDst4) {
+        this.lastDst4 = dst;
+        this.lastDst = intToIPv4(dst);
+      }
+      f.dst = this.lastDst;
+    }
+    if (!valid) return 'malformed';
     i = dstEnd + 1;
     let fragment = false;
     if (!v6) {
@@ -518,20 +702,20 @@ export class LogLineParser {
       if (i >= 0) i = decField(s, i, 'TTL=', 3);
       if (i >= 0) i = decField(s, i, 'ID=', 5);
       if (i < 0) return 'malformed';
-      if (s.startsWith('CE ', i)) i += 3;
-      if (s.startsWith('DF ', i)) i += 3;
-      if (s.startsWith('MF ', i)) i += 3;
-      if (s.startsWith('FRAG:', i)) {
+      if (starts(s, 'CE ', i)) i += 3;
+      if (starts(s, 'DF ', i)) i += 3;
+      if (starts(s, 'MF ', i)) i += 3;
+      if (starts(s, 'FRAG:', i)) {
         i = decField(s, i, 'FRAG:', 5);
         fragment = true;
       }
-      if (i >= 0 && s.startsWith('OPT (', i)) i = optBytes(s, i);
+      if (i >= 0 && starts(s, 'OPT (', i)) i = optBytes(s, i);
     } else {
       i = decField(s, i, 'LEN=', 6);
       if (i >= 0) i = decField(s, i, 'TC=', 3);
       if (i >= 0) i = decField(s, i, 'HOPLIMIT=', 3);
       if (i >= 0) i = decField(s, i, 'FLOWLBL=', 7);
-      while (i >= 0 && i < s.length && !s.startsWith('PROTO=', i)) {
+      while (i >= 0 && i < E && !starts(s, 'PROTO=', i)) {
         const r = ipv6Extension(s, i);
         if (r === END_WITHOUT_PORTS) return fragment ? 'fragment' : 'ignored';
         if (extensionWasFragment) fragment = true;
@@ -539,37 +723,33 @@ export class LogLineParser {
       }
     }
     if (i < 0) return 'malformed';
-    if (i === s.length) return fragment ? 'fragment' : 'malformed';
-    if (!s.startsWith('PROTO=', i)) return fragment ? 'fragment' : 'malformed';
-    let proto: Protocol;
-    if (s.startsWith('TCP ', i + 6) || (s.startsWith('TCP', i + 6) && i + 9 === s.length)) proto = 'tcp';
-    else if (s.startsWith('UDP ', i + 6) || (s.startsWith('UDP', i + 6) && i + 9 === s.length)) proto = 'udp';
+    if (i === E) return fragment ? 'fragment' : 'malformed';
+    if (!starts(s, 'PROTO=', i)) return fragment ? 'fragment' : 'malformed';
+    let proto: number;
+    if (starts(s, 'TCP ', i + 6) || (starts(s, 'TCP', i + 6) && i + 9 === E)) proto = PROTO_TCP;
+    else if (starts(s, 'UDP ', i + 6) || (starts(s, 'UDP', i + 6) && i + 9 === E)) proto = PROTO_UDP;
     else return 'ignored'; /* ICMP errors quote a second packet, PROTO= and all: never a knock */
     i = sep(s, i + 9);
     if (fragment) {
       i = trailer(s, i);
-      return i === s.length ? 'fragment' : 'malformed';
+      return i === E ? 'fragment' : 'malformed';
     }
-    if (s.startsWith('INCOMPLETE [', i)) return 'ignored';
+    if (starts(s, 'INCOMPLETE [', i)) return 'ignored';
     const ports = this.ports;
-    i = proto === 'tcp' ? tcpHeader(s, i, ports) : udpHeader(s, i, ports);
-    if (i === TRUNCATED_OPTIONS) i = s.length;
+    i = proto === PROTO_TCP ? tcpHeader(s, i, ports) : udpHeader(s, i, ports);
+    if (i === TRUNCATED_OPTIONS) i = E;
     else if (i >= 0) i = trailer(s, i);
-    if (i !== s.length) return 'malformed';
+    if (i !== E) return 'malformed';
     if (!source) return 'ignored'; /* 0.0.0.0 (DHCP), multicast sources and such: a genuine line, never a knock */
-    return {
-      time,
-      src: source.address,
-      family: source.family,
-      dst,
-      proto,
-      sport: ports.sport,
-      dport: ports.dport,
-      flags: ports.flags,
-      iface,
-      out,
-      prefix,
-    };
+    f.time = time;
+    f.family = v6 ? 6 : 4;
+    f.v4 = v6 ? 0 : v4;
+    if (!v6) f.v6 = '';
+    f.proto = proto;
+    f.dport = ports.dport;
+    f.flags = ports.flags;
+    this.prefix = prefix;
+    return PACKET;
   }
 }
 
@@ -583,30 +763,30 @@ let extensionWasFragment = false;
  * IP options logged, `OPT ( FRAG:... ) `, `OPT ( ) `, `OPT ( AH SPI=0x1 ) `. Returns the index after
  * it, -1 if it is not one, or END_WITHOUT_PORTS when the kernel stops there.
  */
-function ipv6Extension(s: string, i: number): number {
+function ipv6Extension(s: Buffer, i: number): number {
   extensionWasFragment = false;
   let j = i;
-  const opt = s.startsWith('OPT ( ', j);
+  const opt = starts(s, 'OPT ( ', j);
   if (opt) j += 6;
   let fragment = false;
-  if (s.startsWith('FRAG:', j)) {
+  if (starts(s, 'FRAG:', j)) {
     const e = decEnd(s, j + 5, 5);
-    if (e < 0 || s.charCodeAt(e) !== SP) return -1;
+    if (e < 0 || ch(s, e) !== SP) return -1;
     fragment = decValue(s, j + 5, e) !== 0;
     j = e + 1;
-    if (s.startsWith('INCOMPLETE ', j)) j += 11;
+    if (starts(s, 'INCOMPLETE ', j)) j += 11;
     j = hexField(s, j, 'ID:', 8, 8);
     if (j < 0) return -1;
-  } else if (opt && s.startsWith('AH ', j)) {
+  } else if (opt && starts(s, 'AH ', j)) {
     j = hexField(s, j + 3, 'SPI=0x', 1, 8);
     if (j < 0) return -1;
-  } else if (s.startsWith('Unknown Ext Hdr ', j) || s.startsWith('ESP ', j) || s.startsWith(')', j) || s.startsWith('TRUNCATED', j)) {
-    if (!s.startsWith(') ', j)) return END_WITHOUT_PORTS;
+  } else if (starts(s, 'Unknown Ext Hdr ', j) || starts(s, 'ESP ', j) || starts(s, ')', j) || starts(s, 'TRUNCATED', j)) {
+    if (!starts(s, ') ', j)) return END_WITHOUT_PORTS;
   } else if (!opt) {
     return -1;
   }
   if (opt) {
-    if (!s.startsWith(') ', j)) return j === s.length || s.charCodeAt(j) === 41 ? END_WITHOUT_PORTS : -1;
+    if (!starts(s, ') ', j)) return j === E || ch(s, j) === 41 ? END_WITHOUT_PORTS : -1;
     j += 2;
   }
   extensionWasFragment = fragment;
@@ -614,9 +794,9 @@ function ipv6Extension(s: string, i: number): number {
 }
 
 /** `SPT= DPT= [SEQ= ACK=] WINDOW= RES=0x.. FLAGS URGP= [OPT (..)]` */
-function tcpHeader(s: string, i: number, out: Ports): number {
+function tcpHeader(s: Buffer, i: number, out: Ports): number {
   let j = portsField(s, i, out);
-  if (j >= 0 && s.startsWith('SEQ=', j)) {
+  if (j >= 0 && starts(s, 'SEQ=', j)) {
     j = decField(s, j, 'SEQ=', 10);
     if (j >= 0) j = decField(s, j, 'ACK=', 10);
   }
@@ -627,49 +807,49 @@ function tcpHeader(s: string, i: number, out: Ports): number {
   /* each flag word at most once, in the kernel's order: AE CWR ECE URG ACK PSH RST SYN FIN */
   let rank = 0;
   for (;;) {
-    const c = s.charCodeAt(j);
+    const c = ch(s, j);
     let r = 0;
     let bit = 0;
     let len = 4;
     if (c === 85 /* U */) {
-      if (s.charCodeAt(j + 3) === 80 /* URGP= */) break;
+      if (ch(s, j + 3) === 80 /* URGP= */) break;
       r = 4;
       bit = TCP_FLAGS.URG;
     } else if (c === 83 /* S */) { r = 8; bit = TCP_FLAGS.SYN; }
     else if (c === 65 /* A */) {
-      if (s.charCodeAt(j + 1) === 69 /* AE */) { r = 1; bit = 0; len = 3; }
+      if (ch(s, j + 1) === 69 /* AE */) { r = 1; bit = 0; len = 3; }
       else { r = 5; bit = TCP_FLAGS.ACK; }
     } else if (c === 70 /* F */) { r = 9; bit = TCP_FLAGS.FIN; }
     else if (c === 82 /* R */) { r = 7; bit = TCP_FLAGS.RST; }
     else if (c === 80 /* P */) { r = 6; bit = TCP_FLAGS.PSH; }
     else if (c === 69 /* E */) { r = 3; bit = TCP_FLAGS.ECE; }
     else if (c === 67 /* C */) { r = 2; bit = TCP_FLAGS.CWR; }
-    if (r <= rank || !s.startsWith(FLAG_WORDS[r], j)) return -1;
+    if (r <= rank || !starts(s, FLAG_WORDS[r], j)) return -1;
     rank = r;
     flags |= bit;
     j += len;
   }
   out.flags = flags;
   j = decField(s, j, 'URGP=', 5);
-  if (j >= 0 && s.startsWith('OPT (', j)) {
-    if (s.startsWith('OPT (TRUNCATED)', j)) return j + 15 === s.length ? TRUNCATED_OPTIONS : -1;
+  if (j >= 0 && starts(s, 'OPT (', j)) {
+    if (starts(s, 'OPT (TRUNCATED)', j)) return j + 15 === E ? TRUNCATED_OPTIONS : -1;
     j = optBytes(s, j);
   }
   return j;
 }
 
 /** `SPT= DPT= LEN=` */
-function udpHeader(s: string, i: number, out: Ports): number {
+function udpHeader(s: Buffer, i: number, out: Ports): number {
   out.flags = 0;
   const j = portsField(s, i, out);
   return j < 0 ? -1 : decField(s, j, 'LEN=', 5);
 }
 
 /** `SPT= DPT= `, into `out`. */
-function portsField(s: string, i: number, out: Ports): number {
-  if (!s.startsWith('SPT=', i)) return -1;
+function portsField(s: Buffer, i: number, out: Ports): number {
+  if (!starts(s, 'SPT=', i)) return -1;
   const spt = decEnd(s, i + 4, 5);
-  if (spt < 0 || !s.startsWith(' DPT=', spt)) return -1;
+  if (spt < 0 || !starts(s, ' DPT=', spt)) return -1;
   const dpt = decEnd(s, spt + 5, 5);
   if (dpt < 0) return -1;
   out.sport = decValue(s, i + 4, spt);
@@ -678,55 +858,56 @@ function portsField(s: string, i: number, out: Ports): number {
 }
 
 /** Past a `[  325.484838] ` uptime stamp (and a `[T123] ` caller id) at `i`, if there is one. */
-function skipUptime(line: string, i: number): number {
-  if (line.charCodeAt(i) !== 91) return i;
+function skipUptime(line: Buffer, i: number): number {
+  if (ch(line, i) !== 91) return i;
   let j = i + 1;
-  while (line.charCodeAt(j) === SP && j - i < 14) j++;
+  while (ch(line, j) === SP && j - i < 14) j++;
   const secEnd = decEnd(line, j, 10);
-  if (secEnd < 0 || line.charCodeAt(secEnd) !== 46 /* . */) return i;
+  if (secEnd < 0 || ch(line, secEnd) !== 46 /* . */) return i;
   const fracEnd = decEnd(line, secEnd + 1, 9);
-  if (fracEnd < 0 || line.charCodeAt(fracEnd) !== 93 /* ] */) return i;
-  return skipCaller(line, line.charCodeAt(fracEnd + 1) === SP ? fracEnd + 2 : fracEnd + 1);
+  if (fracEnd < 0 || ch(line, fracEnd) !== 93 /* ] */) return i;
+  return skipCaller(line, ch(line, fracEnd + 1) === SP ? fracEnd + 2 : fracEnd + 1);
 }
 
 /** `[  325.484838] `: microseconds since boot, and the index after the space. */
-function readUptime(line: string, i: number): { usec: number; end: number } | null {
+function readUptime(line: Buffer, i: number): { usec: number; end: number } | null {
   let j = i + 1;
-  while (line.charCodeAt(j) === SP && j - i < 14) j++;
+  while (ch(line, j) === SP && j - i < 14) j++;
   const secEnd = decEnd(line, j, 10);
-  if (secEnd < 0 || line.charCodeAt(secEnd) !== 46 /* . */) return null;
+  if (secEnd < 0 || ch(line, secEnd) !== 46 /* . */) return null;
   const fracEnd = decEnd(line, secEnd + 1, 9);
-  if (fracEnd < 0 || line.charCodeAt(fracEnd) !== 93 /* ] */) return null;
-  const end = line.charCodeAt(fracEnd + 1) === SP ? fracEnd + 2 : fracEnd + 1;
+  if (fracEnd < 0 || ch(line, fracEnd) !== 93 /* ] */) return null;
+  const end = ch(line, fracEnd + 1) === SP ? fracEnd + 2 : fracEnd + 1;
   let frac = 0;
-  for (let k = 0; k < 6; k++) frac = frac * 10 + (secEnd + 1 + k < fracEnd ? line.charCodeAt(secEnd + 1 + k) - 48 : 0);
+  for (let k = 0; k < 6; k++) frac = frac * 10 + (secEnd + 1 + k < fracEnd ? ch(line, secEnd + 1 + k) - 48 : 0);
   return { usec: decValue(line, j, secEnd) * 1e6 + frac, end };
 }
 
 /** Past `[    T123] ` or `[  C1] ` (CONFIG_PRINTK_CALLER), if there. */
-function skipCaller(line: string, i: number): number {
-  if (line.charCodeAt(i) !== 91) return i;
+function skipCaller(line: Buffer, i: number): number {
+  if (ch(line, i) !== 91) return i;
   let j = i + 1;
-  while (line.charCodeAt(j) === SP && j - i < 10) j++;
-  const c = line.charCodeAt(j);
+  while (ch(line, j) === SP && j - i < 10) j++;
+  const c = ch(line, j);
   if (c !== 84 && c !== 67) return i;
   const e = decEnd(line, j + 1, 10);
-  return e > 0 && line.charCodeAt(e) === 93 && line.charCodeAt(e + 1) === SP ? e + 2 : i;
+  return e > 0 && ch(line, e) === 93 && ch(line, e + 1) === SP ? e + 2 : i;
 }
 
 /** `hh:mm:ss` with an optional fraction, then a space. */
-function readClock(line: string, i: number): { h: number; m: number; s: number; fractionMs: number; secondsEnd: number; end: number } | null {
-  if (line.charCodeAt(i + 2) !== 58 || line.charCodeAt(i + 5) !== 58) return null;
-  for (const k of [0, 1, 3, 4, 6, 7]) if (!isDigit(line.charCodeAt(i + k))) return null;
+function readClock(line: Buffer, i: number): { h: number; m: number; s: number; fractionMs: number; secondsEnd: number; end: number } | null {
+  if (ch(line, i + 2) !== 58 || ch(line, i + 5) !== 58) return null;
+  for (const k of [0, 1, 3, 4, 6, 7]) if (!isDigit(ch(line, i + k))) return null;
   let end = i + 8;
   let fractionMs = 0;
-  if (line.charCodeAt(end) === 46) {
+  if (ch(line, end) === 46) {
     const e = decEnd(line, end + 1, 9);
     if (e < 0) return null;
-    fractionMs = Math.floor(Number(`0.${line.slice(end + 1, e)}`) * 1000);
+    /* the same double as Number('0.' + digits): both are the correctly rounded quotient */
+    fractionMs = Math.floor((decValue(line, end + 1, e) / 10 ** (e - end - 1)) * 1000);
     end = e;
   }
-  if (line.charCodeAt(end) !== SP) return null;
+  if (ch(line, end) !== SP) return null;
   return {
     h: decValue(line, i, i + 2),
     m: decValue(line, i + 3, i + 5),
@@ -738,13 +919,13 @@ function readClock(line: string, i: number): { h: number; m: number; s: number; 
 }
 
 /** `Mon Nov 24 00:17:59 2026` (ctime, as OpenWrt's logread and `dmesg -T` print it); `end` is past the year and one more character. */
-function readLongDate(line: string, i: number) {
-  const month = MONTHS[line.slice(i + 4, i + 7)];
-  if (month === undefined || line.charCodeAt(i + 3) !== SP || line.charCodeAt(i + 7) !== SP) return null;
+function readLongDate(line: Buffer, i: number) {
+  const month = monthAt(line, i + 4);
+  if (month === undefined || ch(line, i + 3) !== SP || ch(line, i + 7) !== SP) return null;
   let j = i + 8;
-  if (line.charCodeAt(j) === SP) j++;
+  if (ch(line, j) === SP) j++;
   const dayEnd = decEnd(line, j, 2);
-  if (dayEnd < 0 || line.charCodeAt(dayEnd) !== SP) return null;
+  if (dayEnd < 0 || ch(line, dayEnd) !== SP) return null;
   const clock = readClock(line, dayEnd + 1);
   if (clock === null || clock.fractionMs !== 0) return null;
   const yearEnd = decEnd(line, clock.end + 1, 4);
@@ -761,21 +942,21 @@ function readLongDate(line: string, i: number) {
 }
 
 /** Past RFC 5424 STRUCTURED-DATA (`-` or `[id k="v"]...`) and the space after it, or -1. */
-function skipStructuredData(line: string, i: number): number {
-  if (line.startsWith('- ', i)) return i + 2;
+function skipStructuredData(line: Buffer, i: number): number {
+  if (starts(line, '- ', i)) return i + 2;
   let j = i;
-  while (line.charCodeAt(j) === 91) {
+  while (ch(line, j) === 91) {
     let quoted = false;
     for (j++; ; j++) {
-      if (j >= line.length || j - i > 4096) return -1;
-      const c = line.charCodeAt(j);
+      if (j >= E || j - i > 4096) return -1;
+      const c = ch(line, j);
       if (quoted && c === 92 /* \ */) j++;
       else if (c === 34) quoted = !quoted;
       else if (c === 93 && !quoted) break;
     }
     j++;
   }
-  return j > i && line.charCodeAt(j) === SP ? j + 1 : -1;
+  return j > i && ch(line, j) === SP ? j + 1 : -1;
 }
 
 /** Is this a syslog line written with the kernel's tag (by the kernel, or by someone forging it)? */

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { LineSplitter } from './lineSplitter';
+import { LineSplitter, textLines } from './lineSplitter';
 import { LineSource, SourceHooks } from './source';
 
 const READ_CHUNK = 64 * 1024;
@@ -33,7 +33,7 @@ export class FileSource implements LineSource {
     private readonly pollMs = 1000,
   ) {
     this.name = `file ${file}`;
-    this.splitter = new LineSplitter(hooks.line, hooks.overlong);
+    this.splitter = new LineSplitter(hooks.bytes ?? textLines(hooks.line), hooks.overlong);
   }
 
   start(): void {

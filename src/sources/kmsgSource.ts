@@ -24,7 +24,7 @@ export class KmsgSource implements LineSource {
     private readonly startUsec: number,
   ) {
     this.name = `kmsg ${device}`;
-    this.command = new SupervisedCommand(['cat', device], { ...hooks, line: (l) => this.record(l) });
+    this.command = new SupervisedCommand(['cat', device], { ...hooks, bytes: undefined, line: (l) => this.record(l) });
   }
 
   start(): void {

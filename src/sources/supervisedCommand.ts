@@ -3,7 +3,7 @@
  * its lines on, and starts it again with backoff whenever it exits.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { LineSplitter } from './lineSplitter';
+import { LineSplitter, textLines } from './lineSplitter';
 import { SourceHooks } from './source';
 
 const FIRST_BACKOFF_MS = 250;
@@ -22,7 +22,7 @@ export class SupervisedCommand {
 
   start(): void {
     this.stopped = false;
-    const splitter = new LineSplitter(this.hooks.line, this.hooks.overlong);
+    const splitter = new LineSplitter(this.hooks.bytes ?? textLines(this.hooks.line), this.hooks.overlong);
     const startedAt = Date.now();
     const child = spawn(this.argv[0], this.argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;

@@ -4,7 +4,7 @@
  * listener brings the datagram, the source and the time.
  */
 import { KnockVerifier, DatagramSource, Verdict } from './verifier';
-import { Candidate, MAGIC, SecretDoor, expectedDigests, findMatch, parseDatagram, replayHorizon } from './protocol';
+import { DigestWindow, MAGIC, SecretDoor, parseDatagram, parseDigest, replayHorizon } from './protocol';
 import { describeCause, diagnoseV1 } from './diagnosis';
 
 /** A datagram worth parsing: magic, 64 hex digits, at most CR LF. */
@@ -12,37 +12,61 @@ const MIN_DATAGRAM = MAGIC.length + 64;
 const MAX_DATAGRAM = MIN_DATAGRAM + 2;
 const MAGIC_BYTES = Buffer.from(MAGIC, 'latin1');
 /**
- * Sources whose expected digests are kept for the current minute. Junk from a few sources then
- * costs comparisons instead of (2 × skew + 1) × doors hashes a datagram; junk from ever new
- * sources costs the hashes (such a source is cached only from its second datagram in a minute),
- * and the table stays this size: 4096 × 48 digests is about 8 MB.
+ * Sources whose digests are indexed for the current minute, so that junk from a few sources
+ * costs one lookup a datagram. Bounded in digests, not sources: at the largest skew a source has
+ * 21 minutes × doors of them, and a flood from many sources must not pin hundreds of megabytes.
+ * 2^18 digests of 32 bytes with their map entries are about 25 MB.
  */
-const DIGEST_CACHE_SOURCES = 4096;
+const DIGEST_BUDGET = 1 << 18;
+const MAX_SOURCES = 4096;
 const MINUTE_MS = 60_000;
+
+interface Seen {
+  minute: number;
+  /** Built from a source's second datagram in the minute: ever-new sources would only churn it. */
+  index: Map<string, number> | null;
+}
 
 export class TumblerV1Verifier implements KnockVerifier {
   readonly protocol = 'tumbler1';
-  private readonly expected = new Map<string, { minute: number; candidates: Candidate[] | null }>();
+  private readonly seen = new Map<string, Seen>();
+  private readonly maxSources: number;
 
   constructor(
     private readonly doors: readonly SecretDoor[],
     private readonly skewMinutes: number,
-  ) {}
+  ) {
+    const perSource = (2 * skewMinutes + 1) * Math.max(1, doors.length);
+    this.maxSources = Math.max(1, Math.min(MAX_SOURCES, Math.floor(DIGEST_BUDGET / perSource)));
+  }
 
   recognises(msg: Buffer): boolean {
     return msg.length >= MIN_DATAGRAM && msg.length <= MAX_DATAGRAM && MAGIC_BYTES.equals(msg.subarray(0, MAGIC_BYTES.length));
   }
 
   verify(msg: Buffer, from: DatagramSource, now: number): Verdict {
-    const digest = parseDatagram(msg);
-    if (!digest) return { kind: 'junk' };
-    const match = findMatch(digest, this.candidatesFor(from.address, now));
-    if (!match) return { kind: 'junk' };
+    const digest = parseDigest(msg);
+    if (digest === null || this.doors.length === 0) return { kind: 'junk' };
+    const minute = Math.floor(now / MINUTE_MS);
+    const hit = this.seen.get(from.address);
+    let window: DigestWindow | null = null;
+    let n: number;
+    if (hit && hit.minute === minute) {
+      hit.index ??= (window = this.window(from.address, now)).index();
+      n = hit.index.get(digest) ?? -1;
+    } else {
+      if (hit) this.seen.delete(from.address);
+      if (this.seen.size >= this.maxSources) this.seen.delete(this.seen.keys().next().value as string);
+      this.seen.set(from.address, { minute, index: null });
+      n = (window = this.window(from.address, now)).scan(digest);
+    }
+    if (n < 0) return { kind: 'junk' };
+    const match = (window ?? this.window(from.address, now)).match(n);
     return {
       kind: 'grant',
       grant: { door: match.door, src: from.address, family: from.family, via: 'tumbler', user: null, at: now },
       /* the digest itself: a replay in another spelling (upper-case hex, a newline) is the same knock */
-      replay: { key: digest.toString('hex'), untilMs: replayHorizon(match.minute, this.skewMinutes) },
+      replay: { key: Buffer.from(digest, 'latin1').toString('hex'), untilMs: replayHorizon(match.minute, this.skewMinutes) },
     };
   }
 
@@ -51,18 +75,7 @@ export class TumblerV1Verifier implements KnockVerifier {
     return digest && describeCause(diagnoseV1(digest, from.address, this.doors, now, this.skewMinutes), this.skewMinutes);
   }
 
-  /**
-   * The digests a knock from `ip` may carry now. Kept for the minute once a source sends a
-   * second datagram in it: a flood from ever new sources would only churn the table.
-   */
-  private candidatesFor(ip: string, now: number): Candidate[] {
-    const minute = Math.floor(now / MINUTE_MS);
-    const hit = this.expected.get(ip);
-    if (hit && hit.minute === minute && hit.candidates) return hit.candidates;
-    const candidates = expectedDigests(ip, this.doors, now, this.skewMinutes);
-    this.expected.delete(ip);
-    if (this.expected.size >= DIGEST_CACHE_SOURCES) this.expected.delete(this.expected.keys().next().value as string);
-    this.expected.set(ip, { minute, candidates: hit && hit.minute === minute ? candidates : null });
-    return candidates;
+  private window(ip: string, now: number): DigestWindow {
+    return new DigestWindow(ip, this.doors, now, this.skewMinutes);
   }
 }

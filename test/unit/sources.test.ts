@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { FileSource } from '../../src/sources/fileSource';
 import { JournaldSource } from '../../src/sources/journaldSource';
-import { LineSplitter, MAX_LINE_BYTES } from '../../src/sources/lineSplitter';
+import { LineSplitter, MAX_LINE_BYTES, textLines } from '../../src/sources/lineSplitter';
 import { waitFor } from '../support/lab';
 import { FIXTURES } from '../support/samples';
 
@@ -16,7 +16,7 @@ describe('the line splitter', () => {
   it('joins lines split across chunks, flushes the last one, and drops overlong ones', () => {
     const lines: string[] = [];
     let dropped = 0;
-    const s = new LineSplitter((l) => lines.push(l), () => dropped++);
+    const s = new LineSplitter(textLines((l) => lines.push(l)), () => dropped++);
     s.push(Buffer.from('one\ntw'));
     s.push(Buffer.from('o\r\nthr'));
     s.push(Buffer.alloc(MAX_LINE_BYTES + 10, 'x'));
@@ -25,6 +25,32 @@ describe('the line splitter', () => {
     expect(lines).toEqual(['one', 'two', 'four']);
     expect(s.overlong).toBe(1);
     expect(dropped).toBe(1);
+  });
+});
+
+describe('the line splitter over any chunking', () => {
+  it('yields the same lines whatever the chunk boundaries', () => {
+    const fc = require('fast-check') as typeof import('fast-check');
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('a', 'b', '\n', '\r', 'x'.repeat(200)), { maxLength: 60 }), fc.array(fc.nat(3000), { maxLength: 8 }), (parts, cuts) => {
+        const text = parts.join('');
+        const bytes = Buffer.from(text, 'latin1');
+        const lines: string[] = [];
+        const s = new LineSplitter(textLines((l) => lines.push(l)));
+        let at = 0;
+        for (const c of [...cuts.map((c) => c % (bytes.length + 1))].sort((a, b) => a - b)) {
+          s.push(bytes.subarray(at, c));
+          at = c;
+        }
+        s.push(bytes.subarray(at));
+        s.flush();
+        const pieces = text.split('\n');
+        if (pieces[pieces.length - 1] === '') pieces.pop();
+        const expected = pieces.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+        expect(lines).toEqual(expected);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 

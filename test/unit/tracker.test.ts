@@ -4,6 +4,7 @@ import { DEFAULT_FLAGS, parseFlagFilter, parseSequence } from '../../src/knock/s
 import { LogLineParser } from '../../src/netfilter/logLine';
 import { KnockPipeline } from '../../src/knock/pipeline';
 import { fixtureLines } from '../support/samples';
+import fc from 'fast-check';
 
 const door = (name: string, seq: unknown, timeoutMs = 10_000, flags = DEFAULT_FLAGS): KnockDoor => ({
   name,
@@ -73,6 +74,12 @@ describe('the knock state machine', () => {
 
   it('tolerates a repeat of the port just knocked (SYN retransmits)', () => {
     expect(run(ssh(), [ev(42), ev(42), ev(196), ev(196), ev(196), ev(69)])).toEqual(['ssh<-192.0.2.7']);
+  });
+
+  it('tolerates a repeat of any port already knocked in the attempt, within its timeout', () => {
+    expect(run(ssh(), [ev(42), ev(196), ev(42), ev(69)])).toEqual(['ssh<-192.0.2.7']);
+    /* past the timeout the repeat is a new first knock, not part of the old attempt */
+    expect(run(ssh(), [ev(42), ev(196, { after: 9000 }), ev(42, { after: 1001 }), ev(69)])).toEqual([]);
   });
 
   it('resets on any other packet, so a scan passing the ports in order opens nothing', () => {
@@ -161,5 +168,101 @@ describe('the knock state machine', () => {
       if (typeof e === 'object') out.push(...t.handle(e).map((c) => `${c.door}<-${c.src}`));
     }
     expect(out).toEqual(['ssh<-10.231.0.2', 'mixed<-10.231.0.2', 'ssh<-fd00:231::2']);
+  });
+});
+
+/**
+ * The flat table (typed arrays, an open-addressing index with backward-shift deletion, an LRU
+ * list) against the rules written the plain way, over random traffic from few sources into a
+ * small table, so that eviction, expiry and index deletion all happen often.
+ */
+describe('the flat table agrees with a plain model', () => {
+  interface Model {
+    sources: Map<string, { last: number; attempts: ({ step: number; start: number } | undefined)[] }>;
+  }
+  function modelKnock(m: Model, doors: KnockDoor[], max: number, e: PacketEvent): string[] {
+    const longest = Math.max(...doors.map((d) => d.timeoutMs));
+    for (const [k, st] of m.sources) if (st.last + longest < e.time) m.sources.delete(k);
+    let st = m.sources.get(e.src);
+    const out: string[] = [];
+    doors.forEach((d, i) => {
+      if (e.proto === 'tcp' && ((e.flags & d.flags.require) !== d.flags.require || (e.flags & d.flags.forbid) !== 0)) return;
+      const is = (k: number) => d.sequence[k].port === e.dport && d.sequence[k].proto === e.proto;
+      let a = st?.attempts[i];
+      if (a && e.time - a.start > d.timeoutMs) a = st!.attempts[i] = undefined;
+      if (a) {
+        if (is(a.step)) {
+          if (++a.step === d.sequence.length) {
+            out.push(`${d.name}<-${e.src}`);
+            st!.attempts[i] = undefined;
+          }
+          return;
+        }
+        if (d.sequence.slice(0, a.step).some((_, k) => is(k))) return;
+        st!.attempts[i] = undefined;
+      }
+      if (!is(0)) return;
+      if (d.sequence.length === 1) return void out.push(`${d.name}<-${e.src}`);
+      if (!st) {
+        while (m.sources.size >= max) m.sources.delete(m.sources.keys().next().value as string);
+        st = { last: 0, attempts: [] };
+        m.sources.set(e.src, st);
+      }
+      st.attempts[i] = { step: 1, start: e.time };
+    });
+    if (st) {
+      m.sources.delete(e.src);
+      if (st.attempts.some(Boolean)) m.sources.set(e.src, { ...st, last: e.time });
+    }
+    return out;
+  }
+
+  it('opens the same doors for the same sources, and tracks as many', () => {
+    const doors = [door('a', [1, 2, 3], 500), door('b', [2, '3/udp'], 300), door('c', [3], 100)];
+    const packet = fc.record({
+      after: fc.integer({ min: 0, max: 120 }),
+      src: fc.oneof(fc.integer({ min: 0, max: 40 }).map((i) => `10.0.${i >> 3}.${i}`), fc.constantFrom('fd00::1', 'fd00::2')),
+      dport: fc.integer({ min: 1, max: 4 }),
+      udp: fc.boolean(),
+      ack: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.array(packet, { maxLength: 400 }), fc.integer({ min: 1, max: 12 }), (packets, max) => {
+        const t = new KnockTracker(doors, max);
+        const m: Model = { sources: new Map() };
+        let time = 0;
+        for (const p of packets) {
+          time += p.after;
+          const e = ev(p.dport, {
+            time,
+            src: p.src,
+            family: p.src.includes(':') ? 6 : 4,
+            proto: p.udp ? 'udp' : 'tcp',
+            flags: p.udp ? 0 : TCP_FLAGS.SYN | (p.ack ? TCP_FLAGS.ACK : 0),
+            after: 0,
+          });
+          e.time = time;
+          const got = t.handle(e).map((c) => `${c.door}<-${c.src}`);
+          expect(got).toEqual(modelKnock(m, doors, max, e));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('keeps every source of a large table findable through growth and eviction', () => {
+    const t = new KnockTracker([door('ssh', [42, 196, 69], 3_600_000)], 50_000);
+    /* scattered, not consecutive: consecutive keys spread over a multiplicative hash without colliding */
+    const scatter = (i: number) => (Math.imul(i + 1, 0x2c1b3c6d) ^ (Math.imul(i + 1, 0x297a2d39) >>> 15)) >>> 0;
+    const src = (i: number) => `${1 + (scatter(i) >>> 24) % 223}.${(scatter(i) >>> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    for (let i = 0; i < 120_000; i++) t.handle(ev(42, { src: src(i), after: 0 }));
+    expect(t.stats()).toMatchObject({ tracked: 50_000, evicted: 70_000 });
+    expect(run(t, [ev(196, { src: src(69_999) }), ev(69, { src: src(69_999) })])).toEqual([]);
+    /* every one of the 50,000 left is found again: the second and third knocks complete each */
+    let opened = 0;
+    for (let i = 70_000; i < 120_000; i++) opened += t.handle(ev(196, { src: src(i), after: 0 })).length;
+    for (let i = 70_000; i < 120_000; i++) opened += t.handle(ev(69, { src: src(i), after: 0 })).length;
+    expect(opened).toBe(50_000);
+    expect(t.stats()).toMatchObject({ tracked: 0, resets: 0 });
   });
 });

@@ -156,3 +156,34 @@ describe('tumbler URLs', () => {
     expect(() => parseTumblerUrl('nonsense')).toThrow(/not a URL/);
   });
 });
+
+describe('the v1 verifier, first datagram of a source in a minute and later ones (indexed)', () => {
+  const now = Date.UTC(2026, 10, 24, 12, 0, 30);
+  const doors = Array.from({ length: 16 }, (_, i) => ({ name: `d${i}`, secret: `s${i}` }));
+  const from = (address: string) => ({ address, family: 4 as const, port: 40000 });
+  const knock = (ip: string, secret: string, t = now) => Buffer.from(formatDatagram(knockDigest(t, ip, secret)));
+
+  it('grants the same knocks and refuses the same junk on either path', () => {
+    const v = new TumblerV1Verifier(doors, 10);
+    for (let round = 0; round < 3; round++) {
+      /* another source's knock, a knock outside the skew, junk: refused every time */
+      expect(v.verify(knock('192.0.2.2', 's3'), from('192.0.2.1'), now).kind).toBe('junk');
+      expect(v.verify(knock('192.0.2.1', 's3', now + 11 * 60_000), from('192.0.2.1'), now).kind).toBe('junk');
+      expect(v.verify(Buffer.from('TUMBLER1: ' + 'ab'.repeat(32)), from('192.0.2.1'), now).kind).toBe('junk');
+      const ok = v.verify(knock('192.0.2.1', 's15', now - 10 * 60_000), from('192.0.2.1'), now);
+      expect(ok).toMatchObject({ kind: 'grant', grant: { door: 'd15', src: '192.0.2.1' } });
+    }
+  });
+
+  it('keeps granting under a flood of ever-new sources at the largest skew', () => {
+    const v = new TumblerV1Verifier(doors, 10);
+    const junk = Buffer.from('TUMBLER1: ' + 'cd'.repeat(32));
+    for (let i = 0; i < 3000; i++) {
+      const ip = `10.0.${i >> 8}.${i & 255}`;
+      v.verify(junk, from(ip), now);
+      v.verify(junk, from(ip), now);
+    }
+    expect(v.verify(knock('10.0.0.1', 's0'), from('10.0.0.1'), now).kind).toBe('grant');
+    expect(v.verify(knock('10.0.11.183', 's7'), from('10.0.11.183'), now).kind).toBe('grant');
+  });
+});
