@@ -1,7 +1,8 @@
-# tumblerd as a sidecar: reads the host's kernel log (mounted read-only) and changes the host's
-# firewall (host network, NET_ADMIN). See the README for the docker run line and a compose file.
+# tumblerd as a sidecar: reads the host's kernel log and changes the host's firewall (host
+# network). See the README for the run lines per log source and compose.yaml.
 # The build steps are the README's install steps: npm ci, npm run build.
-FROM node:20-bookworm-slim AS build
+ARG BASE=node:20-bookworm-slim
+FROM $BASE AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -11,20 +12,26 @@ COPY config ./config
 COPY scripts ./scripts
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM $BASE
+# tini is PID 1: it forwards SIGTERM to tumblerd from the first instant and reaps the orphans
+# that door commands leave behind.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables ipset nftables \
+ && apt-get install -y --no-install-recommends iptables ipset nftables tini \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/tumbler
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/config ./config
-RUN chmod +x dist/cli/*.js \
- && ln -s /opt/tumbler/dist/cli/tumblerd.js /usr/local/bin/tumblerd \
- && ln -s /opt/tumbler/dist/cli/tumbler.js /usr/local/bin/tumbler
-# Root inside the container: iptables needs it even with NET_ADMIN; the capabilities docker
-# grants (NET_ADMIN, and no others added) bound what that root can do.
+COPY packaging/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+RUN ln -s /opt/tumbler/dist/cli/tumblerd.js /usr/local/bin/tumblerd \
+ && ln -s /opt/tumbler/dist/cli/tumbler.js /usr/local/bin/tumbler \
+ && mkdir -p /etc/tumblerd \
+ && cp config/tumblerd.yaml config/tumblerd.schema.json /etc/tumblerd/
+# Root inside the container: iptables needs it even with NET_ADMIN; the capabilities granted at
+# run time (NET_ADMIN, NET_RAW, and SYSLOG for kmsg) bound what that root can do.
+# Mount a folder on /etc/tumblerd, not a file: an editor's save by rename is then seen.
 VOLUME /var/lib/tumblerd
-ENTRYPOINT ["tumblerd"]
-CMD ["--config", "/etc/tumblerd.yaml"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s CMD ["tumblerd", "status", "--config", "/etc/tumblerd/tumblerd.yaml"]
+ENTRYPOINT ["/usr/bin/tini", "--", "docker-entrypoint.sh"]
+CMD ["--config", "/etc/tumblerd/tumblerd.yaml"]

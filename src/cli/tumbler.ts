@@ -27,6 +27,7 @@ import {
   readIdentity,
   writeIdentity,
 } from '../tumbler/v2/client';
+import { packageVersion } from './version';
 
 class UsageError extends Error {}
 
@@ -264,6 +265,7 @@ function withOpenOptions(cmd: Command): Command {
 
 const program = withOpenOptions(
   new Command('tumbler')
+    .version(packageVersion(), '-V, --version')
     .description('Knock on a tumblerd door: a Tumbler single-packet knock, or a classic port sequence')
     .enablePositionalOptions()
     .option('-o, --open <url>', 'send a Tumbler knock to tumbler://[secret@]host[:port]/ (same as "tumbler open URL")'),

@@ -20,8 +20,9 @@ import { formatResult, runPreflight } from '../preflight/preflight';
 import { PREFLIGHT_CHECKS } from '../preflight/securityChecks';
 import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
 import { GATEWAY_KEY_FILE, formatGatewayKey, parseRawKey, randomKey, x25519PublicRaw } from '../tumbler/v2/keys';
+import { packageVersion } from './version';
 
-export const DEFAULT_CONFIG = '/etc/tumblerd.yaml';
+export const DEFAULT_CONFIG = '/etc/tumblerd/tumblerd.yaml';
 
 /** For options given more than once. */
 const collect = (value: string, list: string[]) => [...list, value];
@@ -133,6 +134,7 @@ function formatFleet(f: FleetStatus): string {
 }
 
 const program = new Command('tumblerd')
+  .version(packageVersion(), '-V, --version')
   .description('Secure port-knocking daemon: opens doors for classic knocks read from the firewall log and for Tumbler knocks')
   .enablePositionalOptions()
   .option('-c, --config <file>', 'config file (YAML)', DEFAULT_CONFIG)

@@ -39,17 +39,33 @@ const why =
     expect(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout).not.toMatch(/^tbdemo\d+[sc]\b/m);
   }, 400_000);
 
-  it('npm pack makes a package that installs and runs', () => {
-    const tgz = execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n').pop()!;
-    const app = path.join(dir, 'app');
-    fs.mkdirSync(app);
-    execFileSync('npm', ['init', '-y'], { cwd: app, stdio: 'ignore' });
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', path.join(dir, tgz)], { cwd: app, stdio: 'ignore' });
-    const shipped = path.join(app, 'node_modules', 'tumbler', 'config', 'tumblerd.yaml');
+  it('npm pack in a clean clone builds dist (prepack); the package installs globally with executable bins and man pages', () => {
+    /* the clone the first test built; without dist, as a fresh checkout has it */
+    const clone = path.join(dir, 'clone');
+    if (!fs.existsSync(path.join(clone, 'node_modules'))) {
+      execFileSync('git', ['clone', '-q', ROOT, clone]);
+      execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: clone, stdio: 'ignore' });
+    }
+    fs.rmSync(path.join(clone, 'dist'), { recursive: true, force: true });
+    const tgz = execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: clone, encoding: 'utf8' }).trim().split('\n').pop()!;
+    expect(tgz).toMatch(/^tumblerd-\d+\.\d+\.\d+\.tgz$/);
+    const listing = execFileSync('tar', ['-tvzf', path.join(dir, tgz)], { encoding: 'utf8' });
+    expect(listing).toMatch(/^-rwxr-xr-x .* package\/dist\/cli\/tumblerd\.js$/m);
+    expect(listing).toMatch(/^-rwxr-xr-x .* package\/dist\/cli\/tumbler\.js$/m);
+    const prefix = path.join(dir, 'prefix');
+    execFileSync('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', path.join(dir, tgz)], { stdio: 'ignore' });
+    const version = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
+    /* run as a sysadmin would: the bin itself, through its shebang */
+    expect(execFileSync(path.join(prefix, 'bin', 'tumblerd'), ['--version'], { encoding: 'utf8' }).trim()).toBe(version);
+    expect(execFileSync(path.join(prefix, 'bin', 'tumbler'), ['--version'], { encoding: 'utf8' }).trim()).toBe(version);
+    expect(execFileSync(path.join(prefix, 'bin', 'tumbler'), ['--help'], { encoding: 'utf8' })).toContain('tumbler://');
+    for (const page of ['man8/tumblerd.8', 'man1/tumbler.1', 'man5/tumblerd.yaml.5']) {
+      expect(fs.existsSync(path.join(prefix, 'share', 'man', page))).toBe(true);
+    }
+    const shipped = path.join(prefix, 'lib', 'node_modules', 'tumblerd', 'config', 'tumblerd.yaml');
+    const check = spawnSync(path.join(prefix, 'bin', 'tumblerd'), ['--check', '--config', shipped], { encoding: 'utf8' });
     /* valid everywhere; whether this host's firewall logs for it is what the preflight after it says */
-    const check = spawnSync('npx', ['tumblerd', '--check', '--config', shipped], { cwd: app, encoding: 'utf8' });
     expect(check.stdout).toContain('OK: 1 door(s)');
     expect([0, 1]).toContain(check.status);
-    expect(execFileSync('npx', ['tumbler', '--help'], { cwd: app, encoding: 'utf8' })).toContain('tumbler://');
   }, 300_000);
 });
