@@ -133,6 +133,7 @@ export class Daemon {
   private watcher: FSWatcher | null = null;
   private stats: NodeJS.Timeout | null = null;
   private lastMalformed = 0;
+  private starting: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
 
   constructor(private readonly options: DaemonOptions) {
@@ -170,7 +171,13 @@ export class Daemon {
     }, Date.now, this.metrics);
   }
 
-  async start(): Promise<void> {
+  /** Starts everything; a stop() asked for meanwhile waits for this to end, then undoes it. */
+  start(): Promise<void> {
+    this.starting ??= this.startUp();
+    return this.starting;
+  }
+
+  private async startUp(): Promise<void> {
     const config = this.config;
     prepareStateDir(this.stateDir);
     this.lock = lockStateDir(this.stateDir);
@@ -269,7 +276,8 @@ export class Daemon {
 
   /** Stops everything it started; closes open doors unless keep_open_on_exit. Safe to call twice. */
   stop(reason: string): Promise<void> {
-    this.stopping ??= this.shutdown(reason);
+    /* a stop during start-up (systemd's stop, a container's) waits for a firewall half set up to be whole, then tears it down */
+    this.stopping ??= (this.starting ?? Promise.resolve()).catch(() => undefined).then(() => this.shutdown(reason));
     return this.stopping;
   }
 

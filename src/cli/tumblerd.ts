@@ -101,11 +101,8 @@ function summary(c: TumblerdConfig): string {
 async function runDaemon(options: DaemonOptions): Promise<void> {
   const { Daemon } = await import('../daemon');
   const daemon = new Daemon(options);
-  await daemon.start();
-  process.on('SIGHUP', () => {
-    daemon.reopenLogs();
-    void daemon.reload('SIGHUP');
-  });
+  /* from the first moment: a SIGTERM during start-up must not kill tumblerd with its firewall half set up */
+  let started = false;
   const stop = async (signal: string) => {
     await daemon.stop(signal);
     daemon.log.on('finish', () => process.exit(0));
@@ -114,6 +111,13 @@ async function runDaemon(options: DaemonOptions): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    if (!started) return;
+    daemon.reopenLogs();
+    void daemon.reload('SIGHUP');
+  });
+  await daemon.start();
+  started = true;
 }
 
 function formatFleet(f: FleetStatus): string {

@@ -116,3 +116,33 @@ describe('the Daemon component', () => {
     await waitFor('the sequence door to open still', () => opened('seq-127.0.0.12'));
   });
 });
+
+describe('a stop during start-up', () => {
+  it('waits for the start to finish, then undoes all of it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tumbler-inproc-stop-'));
+    const configFile = path.join(dir, 'tumblerd.yaml');
+    const port = 20000 + ((process.pid + 17) % 20000);
+    fs.writeFileSync(
+      configFile,
+      `state_dir: ${dir}/state\ntumbler:\n  listen: ["127.0.0.1:${port}"]\ndoors:\n  tum:\n    secret: a-long-enough-test-secret\n    open: /bin/true %IP%\n`,
+      { mode: 0o600 },
+    );
+    const daemon = new Daemon({ configFile, config: loadConfigFile(configFile), dryRun: false, watchConfig: false });
+    try {
+      const starting = daemon.start();
+      await daemon.stop('stopped while starting');
+      await starting;
+      /* the listener it had bound by then is closed again: the port binds */
+      const socket = dgram.createSocket('udp4');
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(port, '127.0.0.1', () => resolve());
+      });
+      socket.close();
+      expect(daemon.tumblerAddresses()).toEqual([]);
+    } finally {
+      await daemon.stop('test over');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
