@@ -17,6 +17,9 @@ import { PrefixCensus } from '../netfilter/prefixCensus';
 import { uptimeUsec } from '../sources/kmsgSource';
 import { LineSplitter } from '../sources/lineSplitter';
 
+/** Every netfilter LOG line carries it (netfilterPrefixOf needs it too). */
+const SRC_FIELD = Buffer.from(' SRC=');
+
 export interface ScanReport {
   files: string[];
   opened: Completion[];
@@ -80,8 +83,11 @@ export async function scanLogs(config: TumblerdConfig, files: string[], options:
       const before = pipeline.counts.netfilter;
       const done = pipeline.feedBytes(parser, buf, start, end);
       if (done.length > 0) opened.push(...done);
-      /* only lines without our prefix need the look: theirs is known */
-      else if (pipeline.counts.netfilter === before) census.add(buf.toString('latin1', start, end));
+      /* only lines without our prefix need the look (theirs is known), and of those only the ones
+       * that can be netfilter lines at all are decoded: syslog noise stays bytes */
+      else if (pipeline.counts.netfilter === before && buf.subarray(start, end).includes(SRC_FIELD)) {
+        census.add(buf.toString('latin1', start, end));
+      }
     },
     () => pipeline.skipOverlong(),
   );

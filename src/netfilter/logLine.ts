@@ -959,12 +959,12 @@ function skipStructuredData(line: Buffer, i: number): number {
   return j > i && ch(line, j) === SP ? j + 1 : -1;
 }
 
-/** Is this a syslog line written with the kernel's tag (by the kernel, or by someone forging it)? */
 /** The kernel's message in a line of any format, or null: for tools that look at lines without parsing them as knocks (the prefix census). */
 export function kernelMessageOf(line: string): string | null {
   return envelopeProbe.kernelMessage(line);
 }
 
+/** Is this a syslog line written with the kernel's tag (by the kernel, or by someone forging it)? */
 export function isSyslogKernelLine(line: string): boolean {
   return envelopeProbe.parse(line) === 'ignored';
 }
