@@ -18,7 +18,7 @@ import path from 'node:path';
 import chokidar, { FSWatcher } from 'chokidar';
 import winston from 'winston';
 import { ConfigError, loadConfigFile } from './config/load';
-import { configChange } from './config/reloadPolicy';
+import { applyLive, configChange } from './config/reloadPolicy';
 import { SourceConfig, TumblerdConfig } from './config/types';
 import { startControlServer } from './control/server';
 import { DoorDispatcher } from './doors/dispatcher';
@@ -241,7 +241,7 @@ export class Daemon {
     const change = configChange(this.config, next);
     const before = this.config;
     /* what needs a restart keeps its running value until then */
-    this.config = { ...next, stateDir: before.stateDir, firewall: before.firewall, nftables: before.nftables };
+    this.config = applyLive(before, next);
     reconfigureLogger(this.log, next.log, this.options.logLevel);
     this.tracker.setMaxSources(next.maxSources);
     this.tracker.reconfigure(next.doors);

@@ -39,6 +39,15 @@ function changedPaths(a: unknown, b: unknown, path: string): string[] {
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [path];
 }
 
+/** `after`, except that every restart-only key keeps its value from `before`: what a running daemon runs on after a reload. */
+export function applyLive(before: TumblerdConfig, after: TumblerdConfig): TumblerdConfig {
+  const running: TumblerdConfig = { ...after };
+  for (const key of Object.keys(RELOAD_POLICY) as (keyof typeof RELOAD_POLICY)[]) {
+    if (RELOAD_POLICY[key] === 'restart') Object.assign(running, { [key]: before[key] });
+  }
+  return running;
+}
+
 export interface ConfigChange {
   live: string[];
   restart: string[];

@@ -1,5 +1,5 @@
 import { parseConfig } from '../../src/config/load';
-import { configChange } from '../../src/config/reloadPolicy';
+import { applyLive, configChange } from '../../src/config/reloadPolicy';
 
 const base = 'sources:\n  - kmsg: /dev/kmsg\n    prefix: "F: "\ndoors:\n  ssh:\n    sequence: [1, 2, 3]\n    open: /bin/true\n';
 const change = (before: string, after: string) => configChange(parseConfig(base + before, 'a.yaml'), parseConfig(base + after, 'a.yaml'));
@@ -22,5 +22,14 @@ describe('the reload policy', () => {
       live: [],
       restart: ['state_dir', 'firewall', 'nftables.table'],
     });
+  });
+
+  it('runs on the new live keys and the old restart-only ones until a restart', () => {
+    const before = parseConfig(base + 'state_dir: /tmp/a\n', 'a.yaml');
+    const after = parseConfig(base + 'state_dir: /tmp/b\nmetrics:\n  listen: "127.0.0.1:9675"\nlog:\n  level: debug\n', 'a.yaml');
+    const running = applyLive(before, after);
+    expect(running.stateDir).toBe('/tmp/a');
+    expect(running.metrics).toEqual(before.metrics);
+    expect(running.log.level).toBe('debug');
   });
 });
