@@ -26,13 +26,14 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Daemon } from '../src/daemon';
 import { formatDatagram, knockDigest } from '../src/tumbler/protocol';
 import { sendUdpFrom, sleep } from '../test/support/lab';
+import { hostInterface, knockLine } from './genlog';
 
 const hex64 = (i: number) => i.toString(16).padStart(64, '0');
 
-/** A kernel line as rsyslog files it (RFC 3339), for a SYN from `src` to `dport`. */
+/** A kernel line as rsyslog files it (RFC 3339), for a SYN from `src` to `dport` on this host (its host check must accept it). */
 function synLine(src: string, dport: number): string {
-  return `${new Date().toISOString().replace('Z', '+00:00')} vm kernel: BENCH: IN=eth0 OUT= MAC=c2:f7:76:61:25:d4:6e:08:49:33:5e:15:08:00 ` +
-    `SRC=${src} DST=192.0.2.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 DF PROTO=TCP SPT=40000 DPT=${dport} WINDOW=64240 RES=0x00 SYN URGP=0 \n`;
+  const { iface, address } = hostInterface();
+  return knockLine(new Date().toISOString().replace('Z', '+00:00'), src, dport, iface, address, 'BENCH: ') + '\n';
 }
 
 async function replayBench(live: number, dead: number, knocks: number): Promise<void> {

@@ -4,6 +4,7 @@
  * so every run scans the same bytes.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -17,6 +18,15 @@ const NOISE = [
   'vm postfix/smtpd[881]: connect from unknown[203.0.113.50]',
   'vm kernel: [  325.123456] usb 1-1: new high-speed USB device number 2 using ehci-pci',
 ];
+
+/** An interface of this namespace and its IPv4 address: lines the daemon's host check accepts as its own. */
+export function hostInterface(): { iface: string; address: string } {
+  for (const [iface, list] of Object.entries(os.networkInterfaces())) {
+    const a = (list ?? []).find((x) => x.family === 'IPv4' && !x.internal);
+    if (a) return { iface, address: a.address };
+  }
+  throw new Error('no interface with an IPv4 address');
+}
 
 /** One netfilter LOG line as rsyslog writes it (RFC 3339 stamp), for a TCP SYN. */
 export function knockLine(stamp: string, src: string, dport: number, iface = 'eth0', dst = '192.0.2.1', prefix = 'FIREWALL: '): string {

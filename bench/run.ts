@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runFleetBench } from './fleet';
-import { generateFirstKnocks, generateLog } from './genlog';
+import { generateFirstKnocks, generateLog, hostInterface } from './genlog';
 import { Daemon, Lab, labUnavailable, sleep, spawnJunkFlood } from '../test/support/lab';
 import { TumblerListener } from '../src/tumbler/listener';
 import { ReplayCache } from '../src/tumbler/replayCache';
@@ -181,15 +181,6 @@ async function benchTumbler(): Promise<void> {
   say();
   say('Past what the check can handle, the kernel drops datagrams at the socket buffer, junk and real knocks alike; the queue in front of the daemon stays short, so a knock that gets in is handled at once.');
   say();
-}
-
-/** An interface of this namespace and its IPv4 address: lines the daemon's host check accepts as its own. */
-function hostInterface(): { iface: string; address: string } {
-  for (const [iface, list] of Object.entries(os.networkInterfaces())) {
-    const a = (list ?? []).find((x) => x.family === 'IPv4' && !x.internal);
-    if (a) return { iface, address: a.address };
-  }
-  throw new Error('no interface with an IPv4 address');
 }
 
 function procStat(pid: number): { cpuTicks: number; rssKiB: number } {
