@@ -1,22 +1,23 @@
 /**
- * The durable replay store: the in-memory ReplayCache, with each fresh claim appended to
+ * The durable replay store: the in-memory ReplayTable, with each fresh claim appended to
  * `state_dir/replay.log` and fdatasync'ed before the claim is reported fresh. A knock therefore
- * costs one append of one line (about 80 bytes) and one fdatasync, whatever the cache holds;
+ * costs one append of one line (about 80 bytes) and one fdatasync, whatever the table holds;
  * claims that arrive while a write runs go out together in the next one. When dead lines (expired
- * or superseded) outnumber live ones, the log is rewritten in the background, in chunks, with
- * appends going on meanwhile, and swapped in with rename; the event loop is never held for the
- * whole cache. A claim that cannot be written is taken back and refused (fail closed).
+ * or superseded) outnumber live ones, the log is filtered against the table into a new file in the
+ * background, a chunk at a time, with appends going on meanwhile, and swapped in with rename; the
+ * event loop is never held for the whole log. A claim that cannot be written is taken back and refused (fail closed).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fsyncDir } from '../util/atomicFile';
-import { MAX_REPLAY_ENTRIES, ReplayCache } from './replayCache';
+import { MAX_REPLAY_ENTRIES } from './replayCache';
+import { Fingerprint, ReplayTable, fingerprintHexBytes, fingerprintOf } from './replayTable';
 import { ClaimResult, ReplayStore } from './replayStore';
 
 const { O_WRONLY, O_CREAT, O_APPEND, O_NOFOLLOW, O_EXCL, O_TRUNC, O_RDONLY } = fs.constants;
 const READ_CHUNK = 1 << 20;
-/** Lines a compaction copies at once (about 400 KB), and its pause after each, so that knocks' own fsyncs get the disk. */
-const COMPACT_CHUNK = 5_000;
+/** Bytes of the old log a compaction filters at once, and its pause after each, so that knocks' own fsyncs get the disk. */
+const COMPACT_CHUNK = 256 << 10;
 const COMPACT_PAUSE_MS = 10;
 /** Compact once this many lines beyond the live entries are in the log. */
 const MIN_DEAD_LINES = 10_000;
@@ -33,29 +34,34 @@ export interface ReplayIoCounts {
 /* keys are the verifiers' (hex digests for v1): encoded so that no key can break a line */
 const encodeKey = (key: string) => encodeURIComponent(key);
 
-/** One `KEY UNTIL` line of the log, bytes [start, end), or null if it is not one. */
-function parseLine(buf: Buffer, start: number, end: number): { key: string; until: number } | null {
+/**
+ * One `KEY UNTIL` line of the log, bytes [start, end): its expiry, with the key's fingerprint in
+ * `fp`, or -1 if it is not such a line. A v1 digest is fingerprinted from its bytes, no string made.
+ */
+function parseLine(buf: Buffer, start: number, end: number, fp: Fingerprint): number {
   const space = buf.indexOf(32, start);
-  if (space <= start || space >= end || space - start > 512 || end - space - 1 < 1 || end - space - 1 > 16) return null;
+  if (space <= start || space >= end || space - start > 512 || end - space - 1 < 1 || end - space - 1 > 16) return -1;
   let until = 0;
   for (let i = space + 1; i < end; i++) {
     const c = buf[i];
-    if (c < 48 || c > 57) return null;
+    if (c < 48 || c > 57) return -1;
     until = until * 10 + (c - 48);
   }
+  if (space - start === 64 && fingerprintHexBytes(buf, start, fp)) return until;
   const text = buf.toString('latin1', start, space);
-  if (/[^\x21-\x7e]/.test(text)) return null;
+  if (/[^\x21-\x7e]/.test(text)) return -1;
   try {
-    return { key: text.includes('%') ? decodeURIComponent(text) : text, until };
+    fingerprintOf(text.includes('%') ? decodeURIComponent(text) : text, fp);
   } catch {
-    return null;
+    return -1;
   }
+  return until;
 }
 
 export class FileReplayStore implements ReplayStore {
   readonly file: string;
   readonly io: ReplayIoCounts = { appends: 0, appendedBytes: 0, syncs: 0, compactions: 0, compactedBytes: 0 };
-  private readonly cache: ReplayCache;
+  private readonly table: ReplayTable;
   private fh: fs.promises.FileHandle | null = null;
   private logBytes = 0;
   /** Lines in the log now, live or not. */
@@ -63,7 +69,7 @@ export class FileReplayStore implements ReplayStore {
   private queued: string[] = [];
   private pending: Promise<void> | null = null;
   private writing: Promise<void> | null = null;
-  /** While a compaction copies the cache: the lines appended since it began, to copy as well. */
+  /** While a compaction copies the log: the lines appended since it began, to copy as well. */
   private sinceCompaction: string[] | null = null;
   private compaction: Promise<void> | null = null;
   private closed = false;
@@ -74,11 +80,11 @@ export class FileReplayStore implements ReplayStore {
     private readonly onError: (message: string) => void = () => undefined,
   ) {
     this.file = path.join(dir, 'replay.log');
-    this.cache = new ReplayCache(max, (key, until) => this.queued.push(`${encodeKey(key)} ${until}\n`));
+    this.table = new ReplayTable(max);
   }
 
   get size(): number {
-    return this.cache.size;
+    return this.table.size;
   }
 
   /**
@@ -88,10 +94,7 @@ export class FileReplayStore implements ReplayStore {
   async open(now: number, extra: Record<string, unknown> = {}): Promise<{ loaded: number; skipped: number }> {
     let loaded = 0;
     let skipped = 0;
-    const take = (key: string, until: number) => {
-      if (this.cache.restore(key, until, now)) loaded++;
-      else skipped++;
-    };
+    const fp = new Int32Array(4);
     let fd: number | null = null;
     try {
       fd = fs.openSync(this.file, O_RDONLY | O_NOFOLLOW);
@@ -100,7 +103,6 @@ export class FileReplayStore implements ReplayStore {
     }
     if (fd !== null) {
       try {
-        /* parsed from the bytes: a key sliced out of a big string would keep the whole chunk alive */
         const buf = Buffer.allocUnsafe(READ_CHUNK);
         let kept = 0;
         let whole = 0;
@@ -110,8 +112,8 @@ export class FileReplayStore implements ReplayStore {
           let start = 0;
           for (let nl = buf.indexOf(10, start); nl >= 0 && nl < end; nl = buf.indexOf(10, start)) {
             this.lines++;
-            const entry = parseLine(buf, start, nl);
-            if (entry) take(entry.key, entry.until);
+            const until = parseLine(buf, start, nl, fp);
+            if (until >= 0 && this.table.restore(fp, until, now)) loaded++;
             else skipped++;
             whole += nl + 1 - start;
             start = nl + 1;
@@ -131,25 +133,33 @@ export class FileReplayStore implements ReplayStore {
       /* a torn last line: cut it off, or the next append would continue it */
       if (fs.statSync(this.file).size !== this.logBytes) fs.truncateSync(this.file, this.logBytes);
     }
+    /* a version-1 state file's entries go into the log too: compaction keeps only what the log holds */
+    const imported: string[] = [];
     for (const [key, until] of Object.entries(extra)) {
-      if (/^[0-9a-f]{64}$/.test(key) && typeof until === 'number') take(key, until);
+      if (/^[0-9a-f]{64}$/.test(key) && typeof until === 'number' && this.table.restore(fingerprintOf(key, fp), until, now)) {
+        loaded++;
+        imported.push(`${key} ${until}\n`);
+      } else skipped++;
     }
     this.fh = await fs.promises.open(this.file, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0o600);
-    if (Object.keys(extra).length > 0 || this.lines > 2 * this.cache.size + MIN_DEAD_LINES) this.compactSoon(now);
+    if (imported.length > 0) await this.after(() => this.append(imported));
+    if (this.lines > 2 * this.table.size + MIN_DEAD_LINES) this.compactSoon(now);
     return { loaded, skipped };
   }
 
   async claim(key: string, untilMs: number, now: number): Promise<ClaimResult> {
     if (!this.fh || this.closed) throw new Error('the replay store is not open');
-    const verdict = await this.cache.claim(key, untilMs, now);
+    const fp = fingerprintOf(key);
+    const verdict = this.table.claim(fp, untilMs, now);
     if (verdict !== 'fresh') return verdict;
+    this.queued.push(`${encodeKey(key)} ${untilMs}\n`);
     try {
       await this.flush();
     } catch (err) {
-      this.cache.release(key);
+      this.table.release(fp);
       throw err;
     }
-    if (this.lines > 2 * this.cache.size + MIN_DEAD_LINES) this.compactSoon(now);
+    if (this.lines > 2 * this.table.size + MIN_DEAD_LINES) this.compactSoon(now);
     return 'fresh';
   }
 
@@ -215,39 +225,67 @@ export class FileReplayStore implements ReplayStore {
       });
   }
 
-  /** Writes the live entries to a new file chunk by chunk, then swaps it in between two appends. */
+  /**
+   * Copies the log's live lines (those whose key the table holds with that same expiry) to a new
+   * file, a chunk of the old log at a time, then swaps it in between two appends. The table holds
+   * fingerprints, not keys: the old log supplies the keys.
+   */
   private async compact(now: number): Promise<void> {
+    /* together: lines appended from here on are past readEnd, and also kept aside to be copied */
+    const readEnd = this.logBytes;
+    this.sinceCompaction = [];
     const tmp = `${this.file}.compact`;
     await fs.promises.rm(tmp, { force: true });
     const out = await fs.promises.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_TRUNC, 0o600);
     let bytes = 0;
     let lines = 0;
+    const write = async (data: Buffer) => {
+      await out.write(data, 0, data.length, null);
+      /* a chunk at a time: with ext4's ordered journal, an fsync of doors.json would otherwise wait for the whole copy */
+      await out.datasync();
+      bytes += data.length;
+    };
     try {
-      this.sinceCompaction = [];
-      let chunk: string[] = [];
-      const writeChunk = async () => {
-        const data = Buffer.from(chunk.join(''), 'latin1');
-        chunk = [];
-        await out.write(data, 0, data.length, null);
-        /* a chunk at a time: with ext4's ordered journal, an fsync of doors.json would otherwise wait for the whole copy */
-        await out.datasync();
-        bytes += data.length;
-        await new Promise((r) => setTimeout(r, COMPACT_PAUSE_MS));
-      };
-      for (const [key, until] of this.cache.entries()) {
-        if (until <= now) continue;
-        chunk.push(`${encodeKey(key)} ${until}\n`);
-        lines++;
-        if (chunk.length >= COMPACT_CHUNK) await writeChunk();
-        if (this.closed) throw new Error('stopping');
+      const src = await fs.promises.open(this.file, O_RDONLY | O_NOFOLLOW);
+      try {
+        const inBuf = Buffer.allocUnsafe(COMPACT_CHUNK);
+        const outBuf = Buffer.allocUnsafe(COMPACT_CHUNK);
+        const fp = new Int32Array(4);
+        let pos = 0;
+        let kept = 0;
+        while (pos < readEnd) {
+          const { bytesRead } = await src.read(inBuf, kept, Math.min(COMPACT_CHUNK - kept, readEnd - pos), pos);
+          if (bytesRead === 0) throw new Error(`${this.file} is shorter than it was`);
+          pos += bytesRead;
+          const end = kept + bytesRead;
+          let start = 0;
+          let o = 0;
+          for (let nl = inBuf.indexOf(10, start); nl >= 0 && nl < end; nl = inBuf.indexOf(10, start)) {
+            const until = parseLine(inBuf, start, nl, fp);
+            if (until > now && this.table.expiryOf(fp) === until) {
+              o += inBuf.copy(outBuf, o, start, nl + 1);
+              lines++;
+            }
+            start = nl + 1;
+          }
+          inBuf.copy(inBuf, 0, start, end);
+          kept = end - start;
+          if (kept === COMPACT_CHUNK) throw new Error(`${this.file} has a line longer than ${COMPACT_CHUNK} bytes`);
+          /* a knock's own append and fdatasync go first: the copy's chunk would hold the disk */
+          while (this.writing) await this.writing.catch(() => undefined);
+          if (o > 0) await write(outBuf.subarray(0, o));
+          if (this.closed) throw new Error('stopping');
+          await new Promise((r) => setTimeout(r, COMPACT_PAUSE_MS));
+        }
+      } finally {
+        await src.close();
       }
-      await writeChunk();
       await out.sync();
       await this.after(async () => {
-        /* appends made while copying: already in the cache, maybe copied too; once more does no harm */
-        chunk = this.sinceCompaction ?? [];
-        lines += chunk.length;
-        await writeChunk();
+        /* appends made while copying: none was in the part of the old log that was read */
+        const since = this.sinceCompaction ?? [];
+        lines += since.length;
+        if (since.length > 0) await write(Buffer.from(since.join(''), 'latin1'));
         await out.sync();
         await out.close();
         await fs.promises.rename(tmp, this.file);
