@@ -77,7 +77,7 @@ describe('the replay table', () => {
     expect(table.size).toBe(1_000_000);
     expect(table.bytes).toBe((1 << 21) * 24);
     /* in ArrayBuffers, which the collector does not walk */
-    expect(process.memoryUsage().arrayBuffers - buffersBefore).toBeGreaterThanOrEqual(table.bytes);
+    expect(process.memoryUsage().arrayBuffers - buffersBefore).toBeGreaterThan(0.9 * table.bytes);
     expect(table.claim(fp, 2e12, 1e12)).toBe('replay');
     crypto.randomFillSync(fp);
     expect(table.claim(fp, 2e12, 1e12)).toBe('full');
