@@ -135,12 +135,11 @@ export class UnmatchedKnocks {
   /** One unmatched knock from `src`; a report when it should be logged now, else null. */
   note(src: string, now: number): UnmatchedReport | null {
     let s = this.sources.get(src);
-    if (s) this.sources.delete(src);
-    else {
+    if (!s) {
       if (this.sources.size >= this.maxSources) this.sources.delete(this.sources.keys().next().value as string);
       s = { count: 0, lastReport: -Infinity };
+      this.sources.set(src, s);
     }
-    this.sources.set(src, s);
     s.count++;
     if (now - s.lastReport < this.perSourceMs) return null;
     if (now - this.windowStart >= MINUTE_MS) {
@@ -152,6 +151,9 @@ export class UnmatchedKnocks {
       return null;
     }
     this.inWindow++;
+    /* moved to the newest end only when reported, not per datagram (a delete and an insert each time): the oldest report is forgotten first */
+    this.sources.delete(src);
+    this.sources.set(src, s);
     const report = { src, datagrams: s.count, suppressed: this.suppressed };
     s.count = 0;
     s.lastReport = now;
