@@ -13,6 +13,7 @@ import { otpSequence, parseOtpUri, timeStep } from '../knock/otp';
 import { canonicalSource } from '../model/address';
 import { DEFAULT_TUMBLER_PORT, formatDatagram, knockDigest, timeString } from '../tumbler/protocol';
 import { readSecret } from './secretPrompt';
+import { COPY_SPACING_MS, KNOCK_COPIES, MAX_COPIES, sendKnock } from '../tumbler/send';
 import { GatewayContext, encodeKnock } from '../tumbler/v2/datagram';
 import { ed25519PublicRaw, formatKeyLine, parseGatewayKey, passphraseSeed, randomKey } from '../tumbler/v2/keys';
 import {
@@ -105,6 +106,13 @@ interface OpenOptions {
   passphrase?: boolean;
   label?: string;
   declare?: string[];
+  copies?: string;
+}
+
+function copiesOf(opts: OpenOptions): number {
+  const n = Number(opts.copies ?? KNOCK_COPIES);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_COPIES) throw new UsageError(`--copies ${opts.copies}: a whole number from 1 to ${MAX_COPIES}`);
+  return n;
 }
 
 /** A tumbler2:// URL, a named host of the hosts file, or else a v1 tumbler:// URL. */
@@ -148,12 +156,7 @@ async function knockV2(target: V2Target, opts: OpenOptions): Promise<{ address: 
   const addresses = await resolveAll(target.host, opts.family);
   for (const to of addresses) {
     const datagram = encodeKnock(gateway, seed, { time: when, door: target.door, gateway: target.gateway, declared });
-    const s = dgram.createSocket(to.family === 6 ? 'udp6' : 'udp4');
-    try {
-      await new Promise<void>((res, rej) => s.send(datagram, target.port, to.address, (e) => (e ? rej(e) : res())));
-    } finally {
-      s.close();
-    }
+    await sendKnock(datagram, target.port, to, copiesOf(opts));
   }
   return addresses;
 }
@@ -188,9 +191,7 @@ async function openV1(urlText: string, opts: OpenOptions): Promise<void> {
   if (!Number.isFinite(when)) throw new UsageError(`--at ${opts.at}: not a time`);
 
   const datagram = Buffer.from(formatDatagram(knockDigest(when, from.address, secret)));
-  const s = dgram.createSocket(to.family === 6 ? 'udp6' : 'udp4');
-  await new Promise<void>((res, rej) => s.send(datagram, target.port, to.address, (e) => (e ? rej(e) : res())));
-  s.close();
+  await sendKnock(datagram, target.port, to, copiesOf(opts));
   process.stdout.write(`knocked on ${to.address}:${target.port} as ${from.address}\n`);
   if (sameMinuteAgain(`${to.address}:${target.port}:${from.address}`, timeString(when))) {
     process.stderr.write(
@@ -256,6 +257,7 @@ function withOpenOptions(cmd: Command): Command {
     .option('--secret-file <file>', 'read the secret from the first line of a file')
     .option('--from <ip>', 'the address the server sees you as, when it is not this host\'s own (NAT)')
     .option('--at <time>', 'knock for another time (ISO 8601), to test clock skew')
+    .option('--copies <n>', `send the knock n times, ${COPY_SPACING_MS} ms apart, so that a server under a flood still gets one (the server counts the others as replays)`, String(KNOCK_COPIES))
     .option('-i, --identity <file>', 'tumbler2: the private key (default ~/.config/tumbler/id_tumbler)')
     .option('--passphrase', 'tumbler2: derive the key from a passphrase ($TUMBLER_PASSPHRASE or a prompt)')
     .option('--label <label>', 'tumbler2: the label the passphrase key was made with (default: the door)')

@@ -11,6 +11,7 @@ import { UnmatchedKnocks } from './diagnosis';
 import { Metrics, NO_METRICS } from '../metrics/metrics';
 import { ReplayStore } from './replayStore';
 import { DatagramSource, KnockVerifier } from './verifier';
+import { MAX_COPIES } from './send';
 
 export interface TumblerHooks {
   grant(grant: Grant): void;
@@ -31,6 +32,22 @@ export interface ListenerCounts {
 const DROPPED = { verdict: 'dropped' };
 const UNMATCHED = { verdict: 'unmatched' };
 
+/**
+ * A client sends each knock a few times (src/tumbler/send.ts); a copy that arrives this soon
+ * after its knock was seen, from the same source, is counted as a replay but not warned about,
+ * up to as many copies as a client may send: more than that is someone else replaying it.
+ */
+const COPY_WINDOW_MS = 10_000;
+/** Knocks remembered for that: only authentic knocks get in, a few a second at most. */
+const MAX_RECENT = 4096;
+
+/**
+ * Asked of the kernel for each socket: a burst of ~8,000 small datagrams (about 70 ms of what
+ * one core checks over a socket) waits there instead of being dropped. A flood longer than that
+ * fills any buffer; clients send each knock more than once for that (src/tumbler/send.ts).
+ */
+const RECV_BUFFER = 4 << 20;
+
 /** Warnings an attacker can trigger at will (replays, refusals) are written at most this often. */
 const WARN_EVERY_MS = 1000;
 
@@ -39,6 +56,8 @@ export class TumblerListener {
   private lastWarning = 0;
   private unreported = 0;
   private readonly unmatched = new UnmatchedKnocks();
+  /** Replay id → source and time of authentic knocks seen lately, oldest first. */
+  private readonly recent = new Map<string, { src: string; at: number; copies: number }>();
   readonly counts: ListenerCounts = { datagrams: 0, dropped: 0, unmatched: 0, refused: 0, replays: 0, accepted: 0 };
 
   constructor(
@@ -58,7 +77,7 @@ export class TumblerListener {
     for (const a of addresses) {
       const v6 = net.isIPv6(a.host);
       /* ipv6Only: a v4-mapped source would otherwise hash differently from what the client sent */
-      const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: 1 << 20 });
+      const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: RECV_BUFFER });
       socket.on('message', (msg, rinfo) => void this.handle(msg, rinfo.address, rinfo.port));
       socket.on('error', (err) => this.hooks.warn(`Tumbler socket ${a.host}:${a.port}: ${err.message}`));
       await new Promise<void>((resolve, reject) => {
@@ -69,6 +88,11 @@ export class TumblerListener {
         });
       });
       this.sockets.push(socket);
+      /* Linux grants twice the request (its own bookkeeping), capped by net.core.rmem_max */
+      const granted = socket.getRecvBufferSize();
+      this.hooks.info(`Tumbler socket ${a.host}:${a.port}: receive buffer ${Math.round(granted / 1024)} KiB`, {
+        ...(granted < 2 * RECV_BUFFER ? { note: `net.core.rmem_max limits it; ${Math.round((2 * RECV_BUFFER) / 1024)} KiB absorb longer bursts` } : {}),
+      });
     }
   }
 
@@ -120,6 +144,12 @@ export class TumblerListener {
   }
 
   private async claim(grant: Grant, key: string, untilMs: number, now: number, protocol: string): Promise<void> {
+    const seen = this.recent.get(key);
+    /* noted before the claim resolves: a copy may arrive while the first one's write is still running */
+    if (!seen) {
+      if (this.recent.size >= MAX_RECENT) this.recent.delete(this.recent.keys().next().value as string);
+      this.recent.set(key, { src: grant.src, at: now, copies: 0 });
+    }
     let verdict;
     try {
       verdict = await this.replay.claim(key, untilMs, now, grant.replayScope);
@@ -134,6 +164,7 @@ export class TumblerListener {
     if (verdict !== 'fresh') {
       this.counts.replays++;
       this.tally(protocol, verdict);
+      if (verdict === 'replay' && seen && seen.src === grant.src && now - seen.at <= COPY_WINDOW_MS && ++seen.copies < MAX_COPIES) return;
       this.rateLimitedWarn(now, verdict === 'replay' ? 'Tumbler knock replayed: ignored' : 'replay cache full: Tumbler knock refused', {
         door: grant.door,
         src: grant.src,

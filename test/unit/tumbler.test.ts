@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { ReplayCache } from '../../src/tumbler/replayCache';
+import { MAX_COPIES } from '../../src/tumbler/send';
 import { TumblerListener } from '../../src/tumbler/listener';
 import { TumblerV1Verifier } from '../../src/tumbler/v1Verifier';
 import { formatDatagram, knockDigest, matchDigest, parseDatagram, replayHorizon, timeString } from '../../src/tumbler/protocol';
@@ -110,6 +111,28 @@ describe('the Tumbler listener', () => {
     for (let i = 0; i < 1000; i++) await l.handle(d, '192.0.2.7');
     expect(l.counts.replays).toBe(999);
     expect(logs.filter((m) => m.includes('replayed'))).toHaveLength(1);
+  });
+
+  it('counts the copies a client sends of its knock as replays without a warning; more copies, or later, are warned about', async () => {
+    let t = now;
+    const { l, opened, logs } = listener(undefined, () => t);
+    const d = datagram('192.0.2.7');
+    for (let i = 0; i < MAX_COPIES; i++, t += 200) await l.handle(d, '192.0.2.7');
+    expect(opened).toEqual(['ssh<-192.0.2.7']);
+    expect(l.counts).toMatchObject({ accepted: 1, replays: MAX_COPIES - 1 });
+    expect(logs.filter((m) => m.includes('replayed'))).toEqual([]);
+    /* one more than a client may send: someone else is replaying it */
+    await l.handle(d, '192.0.2.7');
+    expect(logs.filter((m) => m.includes('replayed'))).toHaveLength(1);
+    /* and one from another listener, or long after the knock */
+    const other = listener(l.replay as ReplayCache);
+    await other.l.handle(d, '192.0.2.7');
+    expect(other.logs.filter((m) => m.includes('replayed'))).toHaveLength(1);
+    const { l: l2, logs: logs2 } = listener(undefined, () => t);
+    await l2.handle(d, '192.0.2.7');
+    t += 10_001;
+    await l2.handle(d, '192.0.2.7');
+    expect(logs2.filter((m) => m.includes('replayed'))).toHaveLength(1);
   });
 
   it('hashes IPv6 sources in their canonical form and refuses v4-mapped ones', async () => {
