@@ -22,7 +22,7 @@ import { TumblerV1Verifier } from '../src/tumbler/v1Verifier';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import { Daemon } from '../src/daemon';
 import { formatDatagram, knockDigest } from '../src/tumbler/protocol';
 import { sendUdpFrom, sleep } from '../test/support/lab';
@@ -74,6 +74,11 @@ async function replayBench(live: number, dead: number, knocks: number): Promise<
     const port = daemon.tumblerAddresses()[0].port;
     const loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
+    /* the collector's pauses and the process's CPU time while the knocks come: figures a loaded machine does not inflate as much as latencies */
+    const gc: number[] = [];
+    const gcObserver = new PerformanceObserver((list) => gc.push(...list.getEntries().map((e) => e.duration)));
+    gcObserver.observe({ entryTypes: ['gc'] });
+    const cpu0 = process.cpuUsage();
     const sent = new Map<string, number>();
     const ioBefore = daemon.replayStats().io;
     for (let k = 0; k < knocks; k++) {
@@ -90,6 +95,8 @@ async function replayBench(live: number, dead: number, knocks: number): Promise<
     /* long enough for a backlog to drain: a knock still unopened then was dropped */
     await sleep(5000);
     loop.disable();
+    const cpu = process.cpuUsage(cpu0);
+    gcObserver.disconnect();
     const opened = new Map<string, number>();
     for (const ip of fs.readdirSync(stamps)) opened.set(ip, Number(fs.statSync(path.join(stamps, ip), { bigint: true }).mtimeNs));
     const lat = (prefix: string) =>
@@ -107,6 +114,9 @@ async function replayBench(live: number, dead: number, knocks: number): Promise<
       compactions: stats.io.compactions,
       compactedBytes: stats.io.compactedBytes,
       maxLoopDelayMs: loop.max / 1e6,
+      gcMaxMs: Math.max(0, ...gc),
+      gcTotalMs: gc.reduce((a, b) => a + b, 0),
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
     });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

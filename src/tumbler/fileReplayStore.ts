@@ -17,8 +17,8 @@ import { ClaimResult, ReplayStore } from './replayStore';
 const { O_WRONLY, O_CREAT, O_APPEND, O_NOFOLLOW, O_EXCL, O_TRUNC, O_RDONLY } = fs.constants;
 const READ_CHUNK = 1 << 20;
 /** Bytes of the old log a compaction filters at once, and its pause after each, so that knocks' own fsyncs get the disk. */
-const COMPACT_CHUNK = 256 << 10;
-const COMPACT_PAUSE_MS = 10;
+const COMPACT_CHUNK = 512 << 10;
+const COMPACT_PAUSE_MS = 5;
 /** Compact once this many lines beyond the live entries are in the log. */
 const MIN_DEAD_LINES = 10_000;
 
