@@ -11,7 +11,7 @@ import { UnmatchedKnocks } from './diagnosis';
 import { Metrics, NO_METRICS } from '../metrics/metrics';
 import { ReplayStore } from './replayStore';
 import { DatagramSource, KnockVerifier } from './verifier';
-import { MAX_COPIES } from './send';
+import { COPY_WINDOW_MS, MAX_COPIES } from './send';
 
 export interface TumblerHooks {
   grant(grant: Grant): void;
@@ -33,11 +33,11 @@ const DROPPED = { verdict: 'dropped' };
 const UNMATCHED = { verdict: 'unmatched' };
 
 /**
- * A client sends each knock a few times (src/tumbler/send.ts); a copy that arrives this soon
- * after its knock was seen, from the same source, is counted as a replay but not warned about,
- * up to as many copies as a client may send: more than that is someone else replaying it.
+ * A client sends each knock a few times (src/tumbler/send.ts); a copy that arrives within the
+ * time a client sends them in, after its knock was seen, from the same source, is counted as a
+ * replay but not warned about, up to as many copies as a client may send: more than that, or
+ * later, is someone else replaying it.
  */
-const COPY_WINDOW_MS = 10_000;
 /** Knocks remembered for that: only authentic knocks get in, a few a second at most. */
 const MAX_RECENT = 4096;
 

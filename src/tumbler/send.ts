@@ -11,8 +11,9 @@ import dgram from 'node:dgram';
 /** Copies of each knock, and the time between two: 4 copies over 0.6 s. */
 export const KNOCK_COPIES = 4;
 export const COPY_SPACING_MS = 200;
-/** The most a client may send (`tumbler open --copies`). */
-export const MAX_COPIES = 20;
+/** The most a client may send (`tumbler open --copies`), and the time they all go out in. */
+export const MAX_COPIES = 10;
+export const COPY_WINDOW_MS = MAX_COPIES * COPY_SPACING_MS;
 
 export async function sendKnock(
   datagram: Buffer,
