@@ -61,7 +61,7 @@ export class ReplayTable {
   /**
    * A power of two, at least twice `max`, so that a probe is short. Allocated whole at the start:
    * doubling a full table costs a 200 ms stall, while pages no entry has touched are never
-   * backed by memory (a thousand entries make ~8 MB resident).
+   * backed by memory (a thousand entries make ~10 MB resident).
    */
   private readonly slots: number;
   private readonly words: Int32Array;
