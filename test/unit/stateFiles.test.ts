@@ -127,7 +127,7 @@ describe('the doors file', () => {
     fs.writeFileSync(victim, 'untouched');
     const tmp = path.join(dir, `.doors.json.${process.pid}.tmp`);
     fs.symlinkSync(victim, tmp);
-    const store = new StateStore(dir, () => [door('192.0.2.9') as SavedDoor]);
+    const store = new StateStore(dir, () => [door('192.0.2.9', { closeStarted: false, closeFailingSince: null, lastCloseError: null }) as unknown as SavedDoor]);
     await store.save();
     expect(fs.readFileSync(victim, 'utf8')).toBe('untouched');
     expect(store.load().doors.map((d) => d.src)).toEqual(['192.0.2.9']);
