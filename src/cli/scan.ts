@@ -12,13 +12,10 @@ import { ClassicKnocks } from '../knock/classicKnocks';
 import type { Completion, TrackerStats } from '../knock/tracker';
 import { UsedSequenceFile } from '../knock/usedSequences';
 import { hostRefusal, interfaceSet, readHostView, staticView } from '../netfilter/hostFilter';
-import { LogLineParser } from '../netfilter/logLine';
+import { LogLineParser, hasSourceField } from '../netfilter/logLine';
 import { PrefixCensus } from '../netfilter/prefixCensus';
 import { uptimeUsec } from '../sources/kmsgSource';
 import { LineSplitter } from '../sources/lineSplitter';
-
-/** Every netfilter LOG line carries it (netfilterPrefixOf needs it too). */
-const SRC_FIELD = Buffer.from(' SRC=');
 
 export interface ScanReport {
   files: string[];
@@ -75,7 +72,7 @@ export async function scanLogs(config: TumblerdConfig, files: string[], options:
   const view = options.thisHost ? readHostView() : staticView(options.interfaces ?? [], options.addresses ?? []);
   /* used sequences are remembered for this scan only: a scan must not use up the daemon's */
   const knocks = new ClassicKnocks(config.doors, config.maxSources, new UsedSequenceFile(null), {}, true);
-  const pipeline = new KnockPipeline(knocks, (e) => hostRefusal(e, view, only));
+  const pipeline = new KnockPipeline(knocks, (e) => hostRefusal(e, view, only), undefined, { passOver: true });
   const opened: Completion[] = [];
   const census = new PrefixCensus();
   const splitter = new LineSplitter(
@@ -85,7 +82,7 @@ export async function scanLogs(config: TumblerdConfig, files: string[], options:
       if (done.length > 0) opened.push(...done);
       /* only lines without our prefix need the look (theirs is known), and of those only the ones
        * that can be netfilter lines at all are decoded: syslog noise stays bytes */
-      else if (pipeline.counts.netfilter === before && buf.subarray(start, end).includes(SRC_FIELD)) {
+      else if (pipeline.counts.netfilter === before && hasSourceField(buf, start, end)) {
         census.add(buf.toString('latin1', start, end));
       }
     },
@@ -122,6 +119,7 @@ export function formatScanReport(config: TumblerdConfig, report: ScanReport): st
     `not for this host: ${k.notForHost}`,
     `knock events:      ${k.events}`,
     `doors opened:      ${k.doorsOpened}`,
+    `passed over:       ${k.passedOver} (netfilter lines that could change nothing: an untracked source, a port that starts no door; read up to DPT)`,
   );
   if (report.otherPrefixes.length > 0) {
     const total = report.otherPrefixes.reduce((n, o) => n + o.lines, 0);

@@ -236,6 +236,17 @@ export class KnockTracker {
     return completions ?? NO_COMPLETIONS;
   }
 
+  /**
+   * Can a packet at `time` from the IPv4 source `v4` to `dport` (TCP or UDP) change nothing but
+   * the table's clock? True for an untracked source on a port that starts no door: knock() would
+   * only sweep, which this does as it would.
+   */
+  passOver(time: number, v4: number, dport: number): boolean {
+    if (this.starts[dport * 2] !== 0 || this.starts[dport * 2 + 1] !== 0) return false;
+    if (time - this.lastSweep >= SWEEP_EVERY_MS) this.sweep(time);
+    return this.find4(v4 | 0) === NONE;
+  }
+
   /** Drops sources whose every attempt has timed out by `now`. */
   sweep(now: number): void {
     this.lastSweep = now;
