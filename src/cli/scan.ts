@@ -3,7 +3,6 @@
  * anything, and says which doors would have opened, for whom and when. tumbler's fail2ban-regex.
  */
 import fs from 'node:fs';
-import zlib from 'node:zlib';
 import { TumblerdConfig } from '../config/types';
 import type { DoorConfig } from '../model/door';
 import { formatKnock } from '../knock/sequence';
@@ -14,7 +13,7 @@ import { UsedSequenceFile } from '../knock/usedSequences';
 import { hostRefusal, interfaceSet, readHostView, staticView } from '../netfilter/hostFilter';
 import { LogLineParser, hasSourceField } from '../netfilter/logLine';
 import { PrefixCensus } from '../netfilter/prefixCensus';
-import { uptimeUsec } from '../sources/kmsgSource';
+import { uptimeUsec } from '../sources/kmsgClock';
 import { LineSplitter } from '../sources/lineSplitter';
 
 export interface ScanReport {
@@ -46,6 +45,8 @@ async function feedFile(file: string, splitter: LineSplitter, stdin: NodeJS.Read
     for await (const chunk of stdin) splitter.push(chunk as Buffer);
   } else if (file.endsWith('.gz')) {
     const raw = fs.createReadStream(file, { highWaterMark: READ_CHUNK });
+    /* loaded here: most scans read plain files, and start-up is part of every scan's cost */
+    const zlib = await import('node:zlib');
     const stream = raw.pipe(zlib.createGunzip());
     raw.on('error', (e) => stream.destroy(e));
     for await (const chunk of stream) splitter.push(chunk as Buffer);
