@@ -117,13 +117,17 @@ interface Needle {
   length: number;
   bytes: Uint8Array;
   shift: Uint8Array;
+  /* the same, for seekBack */
+  back: Uint8Array;
 }
 
 function needle(key: string): Needle {
   const bytes = Uint8Array.from(key, (c) => c.charCodeAt(0));
   const shift = new Uint8Array(256).fill(bytes.length);
   for (let k = 0; k < bytes.length - 1; k++) shift[bytes[k]] = bytes.length - 1 - k;
-  return { length: bytes.length, bytes, shift };
+  const back = new Uint8Array(256).fill(bytes.length);
+  for (let k = bytes.length - 1; k > 0; k--) back[bytes[k]] = k;
+  return { length: bytes.length, bytes, shift, back };
 }
 
 const SRC_NEEDLE = needle(' SRC=');
@@ -138,6 +142,19 @@ function seek(s: Buffer, from: number, n: Needle): number {
     let k = m - 2;
     while (k >= 0 && s[p - m + 1 + k] === n.bytes[k]) k--;
     if (k < 0) return p - m + 1;
+  }
+  return -1;
+}
+
+/** Where `n` last stands in the line at `from` or later, or -1. */
+function seekBack(s: Buffer, from: number, n: Needle): number {
+  const m = n.length;
+  const first = n.bytes[0];
+  for (let p = E - m; p >= from; p -= n.back[s[p]]) {
+    if (s[p] !== first) continue;
+    let k = 1;
+    while (k < m && s[p + k] === n.bytes[k]) k++;
+    if (k === m) return p;
   }
   return -1;
 }
@@ -738,9 +755,10 @@ export class LogLineParser {
   /**
    * Reads only SRC and DPT of the fields from `IN=` at `i` and asks the gate. Sound for every line
    * the grammar accepts: between `IN=` and the source only names, hex digits, colons and IPv4
-   * addresses can stand, so the first ` SRC=` is the source; between it and the ports nothing
-   * can hold ` DPT=` (an ICMP error quotes its packet after `[`); and the values are read the way
-   * parseFields reads them. Any other shape (an IPv6 source, no ports) is left to the grammar.
+   * addresses can stand, so the first ` SRC=` is the source; after it ` DPT=` stands once (an
+   * ICMP error quotes its packet after `[`, and nothing after the ports holds it), so the last one
+   * in the line, nearer its end, is the port; and the values are read the way parseFields reads
+   * them. Any other shape (an IPv6 source, no ports) is left to the grammar.
    */
   private passesOver(s: Buffer, i: number, time: number, gate: KnockGate): boolean {
     const src = seek(s, i + 3, SRC_NEEDLE);
@@ -751,7 +769,7 @@ export class LogLineParser {
     if (space >= E) return false;
     const v4 = ipv4At(s, at, space);
     if (v4 < 0) return false;
-    const dpt = seek(s, space, DPT_NEEDLE);
+    const dpt = seekBack(s, space, DPT_NEEDLE);
     if (dpt < 0) return false;
     const from = dpt + DPT_NEEDLE.length;
     const end = decEnd(s, from, 5);
