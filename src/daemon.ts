@@ -221,7 +221,8 @@ export class Daemon {
     this.log.info('tumblerd started', {
       config: this.options.configFile,
       sources: this.sources.map((s) => s.name).join(', ') || 'none',
-      tumbler: config.tumbler.listen.map((l) => `${l.host}:${l.port}`).join(' ') || 'off',
+      /* where it listens, not where it was asked to: the default [::] is left out on a kernel without IPv6 */
+      tumbler: this.listener.addresses().map((a) => (a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`)).join(' ') || 'off',
       doors: config.doors.map((d) => d.name).join(', '),
       dryRun: this.options.dryRun,
     });

@@ -27,6 +27,8 @@ export interface ListenerCounts {
   accepted: number;
 }
 
+const NO_IPV6 = 'this kernel has no IPv6 (EAFNOSUPPORT: booted with ipv6.disable=1?)';
+
 /** Warnings an attacker can trigger at will (replays, refusals) are written at most this often. */
 const WARN_EVERY_MS = 1000;
 
@@ -56,14 +58,22 @@ export class TumblerListener {
       /* ipv6Only: a v4-mapped source would otherwise hash differently from what the client sent */
       const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: 1 << 20 });
       socket.on('message', (msg, rinfo) => void this.handle(msg, rinfo.address, rinfo.port));
-      socket.on('error', (err) => this.hooks.warn(`Tumbler socket ${a.host}:${a.port}: ${err.message}`));
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.bind(a.port, a.host, () => {
-          socket.off('error', reject);
-          resolve();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once('error', reject);
+          socket.bind(a.port, a.host, () => {
+            socket.off('error', reject);
+            resolve();
+          });
         });
-      });
+      } catch (err) {
+        socket.close();
+        if ((err as NodeJS.ErrnoException).code !== 'EAFNOSUPPORT') throw err;
+        if (!a.ifAvailable) throw new Error(`cannot listen on [${a.host}]:${a.port}: ${NO_IPV6}: remove it from tumbler.listen`);
+        this.hooks.warn(`not listening on [${a.host}]:${a.port}: ${NO_IPV6}; Tumbler knocks come over IPv4 only`);
+        continue;
+      }
+      socket.on('error', (err) => this.hooks.warn(`Tumbler socket ${a.host}:${a.port}: ${err.message}`));
       this.sockets.push(socket);
     }
   }
