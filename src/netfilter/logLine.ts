@@ -505,7 +505,7 @@ export class LogLineParser {
     if (hostEnd <= hostAt || hostEnd - hostAt > 255) return -1;
     let at = hostEnd + 1;
     /* busybox syslogd (OpenWrt) names the facility and level between host and tag */
-    if (startsBytes(line, KERN_DOT, at)) {
+    if (!startsBytes(line, KERNEL_TAG_BYTES, at) && startsBytes(line, KERN_DOT, at)) {
       const end = findByte(line, SP, at);
       if (end < 0 || end - at > 12) return -1;
       at = end + 1;
