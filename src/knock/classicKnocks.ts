@@ -77,8 +77,8 @@ export class ClassicKnocks {
   }
 
   /** KnockTracker.passOver, while the derived sequences it holds are the ones for `time` (else knock() would rebuild them first). */
-  passOver(time: number, v4: number, dport: number): boolean {
-    return time >= this.validFrom && time < this.validUntil && this.tracker.passOver(time, v4, dport);
+  passOver(time: number, family: Family, v4: number, dport: number): boolean {
+    return time >= this.validFrom && time < this.validUntil && this.tracker.passOver(time, family, v4, dport);
   }
 
   /** The tracker's completions as doors to open: derived sequences claimed, one-time ones used. */

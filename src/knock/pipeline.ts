@@ -12,7 +12,7 @@ export interface KnockHandler {
   /** The same, from the byte path's fields (see KnockTracker.knock). */
   knock(time: number, family: Family, v4: number, v6: string, proto: number, dport: number, flags: number, iface: string): readonly Completion[];
   /** See KnockGate. */
-  passOver?(time: number, v4: number, dport: number): boolean;
+  passOver?(time: number, family: Family, v4: number, dport: number): boolean;
 }
 
 export interface PipelineOptions {

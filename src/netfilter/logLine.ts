@@ -17,7 +17,7 @@
  *    end. Text that merely contains the fields (a crash report naming a process `FIREWALL: IN= `,
  *    say) is not a knock.
  */
-import { canonicalIPv6, intToIPv4 } from '../model/address';
+import { Family, canonicalIPv6, intToIPv4 } from '../model/address';
 import { PacketEvent, PacketFields, TCP_FLAGS, packetFields } from '../model/packet';
 import { wallClockTime } from './zoneTime';
 
@@ -43,8 +43,11 @@ export type LineVerdict =
  * lines that could count.
  */
 export interface KnockGate {
-  /** Can a TCP or UDP packet logged at `time` from the IPv4 source `v4` (unsigned) to `dport` change nothing? */
-  passOver(time: number, v4: number, dport: number): boolean;
+  /**
+   * Can a TCP or UDP packet logged at `time` from a source of `family` to `dport` change nothing?
+   * An IPv4 source is given as an unsigned integer (`v4`); an IPv6 one is not read (`v4` is 0).
+   */
+  passOver(time: number, family: Family, v4: number, dport: number): boolean;
 }
 
 export interface ParserOptions {
@@ -758,24 +761,30 @@ export class LogLineParser {
    * addresses can stand, so the first ` SRC=` is the source; after it ` DPT=` stands once (an
    * ICMP error quotes its packet after `[`, and nothing after the ports holds it), so the last one
    * in the line, nearer its end, is the port; and the values are read the way parseFields reads
-   * them. Any other shape (an IPv6 source, no ports) is left to the grammar.
+   * them (an IPv6 source is only told apart, not read). Any other shape is left to the grammar.
    */
   private passesOver(s: Buffer, i: number, time: number, gate: KnockGate): boolean {
     const src = seek(s, i + 3, SRC_NEEDLE);
     if (src < 0) return false;
     const at = src + SRC_NEEDLE.length;
     let space = at;
-    while (space < E && space - at <= 15 && s[space] !== SP) space++;
+    let colon = false;
+    for (; space < E && space - at <= 45; space++) {
+      const c = s[space];
+      if (c === SP) break;
+      if (c === 58 /* : */) colon = true;
+    }
     if (space >= E) return false;
+    /* as parseFields tells the families apart: a dotted quad, else an address with a colon */
     const v4 = ipv4At(s, at, space);
-    if (v4 < 0) return false;
+    if (v4 < 0 && !colon) return false;
     const dpt = seekBack(s, space, DPT_NEEDLE);
     if (dpt < 0) return false;
     const from = dpt + DPT_NEEDLE.length;
     const end = decEnd(s, from, 5);
     if (end < 0) return false;
     const dport = decValue(s, from, end);
-    return dport <= 65535 && gate.passOver(time, v4, dport);
+    return dport <= 65535 && (v4 >= 0 ? gate.passOver(time, 4, v4, dport) : gate.passOver(time, 6, 0, dport));
   }
 
   /** The netfilter logger's fields, from `IN=` to the end of the line, in the kernel's order. */
