@@ -81,9 +81,9 @@ export async function scanLogs(config: TumblerdConfig, files: string[], options:
       const before = pipeline.counts.netfilter;
       const done = pipeline.feedBytes(parser, buf, start, end);
       if (done.length > 0) opened.push(...done);
-      /* only lines without our prefix need the look (theirs is known), and of those only the ones
-       * that can be netfilter lines at all are decoded: syslog noise stays bytes */
-      else if (pipeline.counts.netfilter === before && hasSourceField(buf, start, end)) {
+      /* only kernel lines without our prefix need the look (theirs is known), and of those only
+       * the ones that can be netfilter lines at all are decoded: syslog noise stays bytes */
+      else if (pipeline.counts.netfilter === before && parser.kernelLine && hasSourceField(buf, start, end)) {
         census.add(buf.toString('latin1', start, end));
       }
     },

@@ -376,6 +376,8 @@ export class LogLineParser {
   private lastDst = '';
   private readonly names: { bytes: Buffer; name: string }[] = [];
   private gate: KnockGate | null = null;
+  /** Did the last line given to parseBytes have a kernel envelope (whatever its message)? Lines of other programs do not. */
+  kernelLine = false;
 
   constructor(options: ParserOptions) {
     this.prefixes = options.prefixes.map((p) => ({ configured: p, bare: Buffer.from(p.trimEnd(), 'latin1') }));
@@ -406,6 +408,7 @@ export class LogLineParser {
   parseBytes(buf: Buffer, start: number, end: number, out: PacketFields, gate: KnockGate | null = null): PacketFields | LineVerdict {
     this.fields = out;
     this.gate = gate;
+    this.kernelLine = false;
     if (end > start && buf[start] === 123 /* { */) {
       const r = this.parseJournalJson(buf.toString('latin1', start, end));
       return r === PACKET ? out : r;
@@ -729,6 +732,7 @@ export class LogLineParser {
   }
 
   private parseMessage(line: Buffer, at: number, time: number): Outcome {
+    this.kernelLine = true;
     if (this.envelopeOnly) {
       this.envelopeText = line.toString('latin1', at, E);
       return 'ignored';
