@@ -221,7 +221,8 @@ export class Daemon {
     this.log.info('tumblerd started', {
       config: this.options.configFile,
       sources: this.sources.map((s) => s.name).join(', ') || 'none',
-      tumbler: config.tumbler.listen.map((l) => `${l.host}:${l.port}`).join(' ') || 'off',
+      /* where it listens, not where it was asked to: the default [::] is left out on a kernel without IPv6 */
+      tumbler: this.listener.addresses().map((a) => (a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`)).join(' ') || 'off',
       doors: config.doors.map((d) => d.name).join(', '),
       dryRun: this.options.dryRun,
     });
@@ -350,7 +351,7 @@ export class Daemon {
     this.sources = list.map((s) => {
       const pipeline = new KnockPipeline(this.tracker, (e) => this.hostFilter.refuse(e), (e, why) => {
         if (this.log.isDebugEnabled()) this.log.debug('not a knock for this host', { src: e.src, dst: e.dst, in: e.iface, why });
-      });
+      }, { passOver: true });
       const parser = new LogLineParser({ prefixes: s.prefixes, kmsgTime: kmsgWallTime(), ...(s.kind === 'file' && { timeZone: s.timeZone }) });
       const hooks: SourceHooks = {
         line: (line) => {
@@ -408,13 +409,15 @@ const LINE_OUTCOMES: [string, (c: LineCounts) => number][] = [
   ['malformed', (c) => c.malformed],
   ['other_protocol', (c) => c.ignored],
   ['fragment', (c) => c.fragments],
+  /* an untracked source on a port that starts no door: read no further than SRC and DPT */
+  ['passed_over', (c) => c.passedOver],
   ['overlong', (c) => c.overlong],
   /* lines without a configured prefix: other programs', other firewalls' */
   ['other', (c) => c.lines - c.overlong - c.netfilter],
 ];
 
 function sumCounts(all: LineCounts[]): LineCounts {
-  const sum: LineCounts = { lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, fragments: 0, notForHost: 0, stale: 0, events: 0 };
+  const sum: LineCounts = { lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, fragments: 0, notForHost: 0, stale: 0, events: 0, passedOver: 0 };
   for (const c of all) for (const k of Object.keys(sum) as (keyof LineCounts)[]) sum[k] += c[k];
   return sum;
 }

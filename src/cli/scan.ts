@@ -3,7 +3,6 @@
  * anything, and says which doors would have opened, for whom and when. tumbler's fail2ban-regex.
  */
 import fs from 'node:fs';
-import zlib from 'node:zlib';
 import { TumblerdConfig } from '../config/types';
 import type { DoorConfig } from '../model/door';
 import { formatKnock } from '../knock/sequence';
@@ -12,13 +11,10 @@ import { ClassicKnocks } from '../knock/classicKnocks';
 import type { Completion, TrackerStats } from '../knock/tracker';
 import { UsedSequenceFile } from '../knock/usedSequences';
 import { hostRefusal, interfaceSet, readHostView, staticView } from '../netfilter/hostFilter';
-import { LogLineParser } from '../netfilter/logLine';
+import { LogLineParser, hasSourceField } from '../netfilter/logLine';
 import { PrefixCensus } from '../netfilter/prefixCensus';
-import { uptimeUsec } from '../sources/kmsgSource';
+import { uptimeUsec } from '../sources/kmsgClock';
 import { LineSplitter } from '../sources/lineSplitter';
-
-/** Every netfilter LOG line carries it (netfilterPrefixOf needs it too). */
-const SRC_FIELD = Buffer.from(' SRC=');
 
 export interface ScanReport {
   files: string[];
@@ -49,6 +45,8 @@ async function feedFile(file: string, splitter: LineSplitter, stdin: NodeJS.Read
     for await (const chunk of stdin) splitter.push(chunk as Buffer);
   } else if (file.endsWith('.gz')) {
     const raw = fs.createReadStream(file, { highWaterMark: READ_CHUNK });
+    /* loaded here: most scans read plain files, and start-up is part of every scan's cost */
+    const zlib = await import('node:zlib');
     const stream = raw.pipe(zlib.createGunzip());
     raw.on('error', (e) => stream.destroy(e));
     for await (const chunk of stream) splitter.push(chunk as Buffer);
@@ -75,7 +73,7 @@ export async function scanLogs(config: TumblerdConfig, files: string[], options:
   const view = options.thisHost ? readHostView() : staticView(options.interfaces ?? [], options.addresses ?? []);
   /* used sequences are remembered for this scan only: a scan must not use up the daemon's */
   const knocks = new ClassicKnocks(config.doors, config.maxSources, new UsedSequenceFile(null), {}, true);
-  const pipeline = new KnockPipeline(knocks, (e) => hostRefusal(e, view, only));
+  const pipeline = new KnockPipeline(knocks, (e) => hostRefusal(e, view, only), undefined, { passOver: true });
   const opened: Completion[] = [];
   const census = new PrefixCensus();
   const splitter = new LineSplitter(
@@ -83,9 +81,9 @@ export async function scanLogs(config: TumblerdConfig, files: string[], options:
       const before = pipeline.counts.netfilter;
       const done = pipeline.feedBytes(parser, buf, start, end);
       if (done.length > 0) opened.push(...done);
-      /* only lines without our prefix need the look (theirs is known), and of those only the ones
-       * that can be netfilter lines at all are decoded: syslog noise stays bytes */
-      else if (pipeline.counts.netfilter === before && buf.subarray(start, end).includes(SRC_FIELD)) {
+      /* only kernel lines without our prefix need the look (theirs is known), and of those only
+       * the ones that can be netfilter lines at all are decoded: syslog noise stays bytes */
+      else if (pipeline.counts.netfilter === before && parser.kernelLine && hasSourceField(buf, start, end)) {
         census.add(buf.toString('latin1', start, end));
       }
     },
@@ -122,6 +120,7 @@ export function formatScanReport(config: TumblerdConfig, report: ScanReport): st
     `not for this host: ${k.notForHost}`,
     `knock events:      ${k.events}`,
     `doors opened:      ${k.doorsOpened}`,
+    `passed over:       ${k.passedOver} (netfilter lines that could change nothing: an untracked source, a port that starts no door; read up to DPT)`,
   );
   if (report.otherPrefixes.length > 0) {
     const total = report.otherPrefixes.reduce((n, o) => n + o.lines, 0);

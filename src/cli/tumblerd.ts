@@ -12,12 +12,9 @@ import { TumblerdConfig } from '../config/types';
 import type { DaemonOptions } from '../daemon';
 import { formatScanReport, scanLogs } from './scan';
 import { isKnownTimeZone } from '../netfilter/zoneTime';
-import { controlRequest } from '../control/server';
 import { OpenDoor } from '../doors/dispatcher';
 import type { FleetStatus } from '../fleet/fleet';
-import { writeNewFleetKey } from '../fleet/key';
-import { formatResult, runPreflight } from '../preflight/preflight';
-import { PREFLIGHT_CHECKS } from '../preflight/securityChecks';
+/* Modules only some commands need are loaded by those commands: start-up is part of every `scan`. */
 import { DEFAULT_TUMBLER_PORT } from '../tumbler/protocol';
 import { GATEWAY_KEY_FILE, formatGatewayKey, parseRawKey, randomKey, x25519PublicRaw } from '../tumbler/v2/keys';
 import { packageVersion } from './version';
@@ -149,6 +146,8 @@ const program = new Command('tumblerd')
     const config = loadOrExit(opts.config);
     if (opts.check) {
       process.stdout.write(summary(config) + '\n');
+      const { formatResult, runPreflight } = await import('../preflight/preflight');
+      const { PREFLIGHT_CHECKS } = await import('../preflight/securityChecks');
       const results = await runPreflight(config, PREFLIGHT_CHECKS);
       for (const r of results) if (r.status !== 'ok') process.stdout.write(formatResult(r) + '\n');
       if (results.some((r) => r.status === 'fail')) process.exit(1);
@@ -228,6 +227,7 @@ program
   .option('-c, --config <file>', 'config file (YAML), for its state_dir', DEFAULT_CONFIG)
   .option('--json', 'print JSON')
   .action(async (opts: { config: string; json?: boolean }) => {
+    const { controlRequest } = await import('../control/server');
     const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'status' });
     const doors = (reply.doors ?? []) as OpenDoor[];
     const fleet = reply.fleet as FleetStatus | undefined;
@@ -252,8 +252,9 @@ program
   .description('make a key: without --fleet, the Tumbler v2 gateway key (state_dir/gateway.key, 0600) unless it exists, and print its public key and client URLs')
   .option('-c, --config <file>', 'config file (YAML), for state_dir and tumbler.key_file', DEFAULT_CONFIG)
   .option('--fleet <file>', 'write a new fleet key (fleet.key_file) instead: copy the same file to every gateway of the group')
-  .action((opts: { config: string; fleet?: string }) => {
+  .action(async (opts: { config: string; fleet?: string }) => {
     if (opts.fleet) {
+      const { writeNewFleetKey } = await import('../fleet/key');
       writeNewFleetKey(opts.fleet);
       process.stdout.write(`wrote a new fleet key to ${opts.fleet} (mode 0600)\n`);
       return;
@@ -293,6 +294,7 @@ program
   .option('-c, --config <file>', 'config file (YAML), for its state_dir', DEFAULT_CONFIG)
   .option('--forget', 'if the close fails, drop the door from the record all the same (what it opened may stay open)')
   .action(async (door: string, source: string, opts: { config: string; forget?: boolean }) => {
+    const { controlRequest } = await import('../control/server');
     const reply = await controlRequest(stateDirOf(opts.config), { cmd: 'revoke', door, src: source, forget: !!opts.forget });
     if (!reply.ok) {
       process.stderr.write(`tumblerd: ${reply.error}\n`);

@@ -438,6 +438,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   const listen = listenSpec.map((l, i) =>
     attempt(['tumbler', 'listen', i], { host: '', port: 0 }, () => parseListen(l)),
   );
+  /* an address the operator wrote must work; the default IPv6 one only where the kernel has IPv6 */
+  if (data.tumbler?.listen === undefined) for (const l of listen) if (l.host === '::') l.ifAvailable = true;
   if (anySecret && listen.length === 0) {
     problem(['tumbler', 'listen'], 'doors have secrets or keys but tumbler listens nowhere');
   }

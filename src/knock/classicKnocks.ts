@@ -76,6 +76,11 @@ export class ClassicKnocks {
     return this.opened(this.tracker.knock(time, family, v4, v6, proto, dport, flags, iface));
   }
 
+  /** KnockTracker.passOver, while the derived sequences it holds are the ones for `time` (else knock() would rebuild them first). */
+  passOver(time: number, family: Family, v4: number, dport: number): boolean {
+    return time >= this.validFrom && time < this.validUntil && this.tracker.passOver(time, family, v4, dport);
+  }
+
   /** The tracker's completions as doors to open: derived sequences claimed, one-time ones used. */
   private opened(done: readonly Completion[]): readonly Completion[] {
     if (done.length === 0 || this.candidates.size === 0) return done;

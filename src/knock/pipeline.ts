@@ -1,7 +1,7 @@
 /** Log lines in, completed knocks out, with the counts a sysadmin wants to see. */
 import type { HostFacts, HostRefusal } from '../netfilter/hostFilter';
 import { intToIPv4 } from '../model/address';
-import { LogLineParser } from '../netfilter/logLine';
+import { KnockGate, LogLineParser } from '../netfilter/logLine';
 import { PacketEvent, PacketFields, packetFields } from '../model/packet';
 import type { Completion } from './tracker';
 import type { Family } from '../model/address';
@@ -11,6 +11,18 @@ export interface KnockHandler {
   handle(e: PacketEvent): readonly Completion[];
   /** The same, from the byte path's fields (see KnockTracker.knock). */
   knock(time: number, family: Family, v4: number, v6: string, proto: number, dport: number, flags: number, iface: string): readonly Completion[];
+  /** See KnockGate. */
+  passOver?(time: number, family: Family, v4: number, dport: number): boolean;
+}
+
+export interface PipelineOptions {
+  /**
+   * Lines whose packet cannot change anything (an untracked source, a port that starts no door)
+   * are counted as passed over after reading their envelope, prefix, SRC and DPT, instead of
+   * being checked to the end and counted by what they are. Every line that could change the
+   * table still gets the whole grammar and the host check.
+   */
+  passOver?: boolean;
 }
 
 /** Says why a packet is not a knock for this host, or null (a HostFilter, or hostRefusal with a fixed view). */
@@ -32,26 +44,32 @@ export interface LineCounts {
   /** Packets logged too long ago to act on (rsyslog replays the ring buffer on start). */
   stale: number;
   events: number;
+  /** Lines with our prefix whose packet could not change anything, read no further (PipelineOptions.passOver): also in `netfilter`. */
+  passedOver: number;
 }
 
 const NONE: readonly Completion[] = Object.freeze([]);
 
 export class KnockPipeline {
   readonly counts: LineCounts = {
-    lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, fragments: 0, notForHost: 0, stale: 0, events: 0,
+    lines: 0, netfilter: 0, malformed: 0, overlong: 0, ignored: 0, fragments: 0, notForHost: 0, stale: 0, events: 0, passedOver: 0,
   };
 
   /** When the newest packet line read was logged (ms): how far behind the log its reader is. */
   newest = 0;
   private readonly fields = packetFields();
   private readonly facts = new Facts(this.fields);
+  private readonly gate: KnockGate | null;
 
   /** `onRefused` hears of each packet the host check turned away, and why (valid during the call). */
   constructor(
     readonly tracker: KnockHandler,
     private readonly hostCheck: HostCheck | null = null,
     private readonly onRefused?: (e: HostFacts, why: HostRefusal) => void,
-  ) {}
+    options: PipelineOptions = {},
+  ) {
+    this.gate = options.passOver && tracker.passOver ? (tracker as KnockGate) : null;
+  }
 
   /** Counts a line the reader dropped for its length. */
   skipOverlong(): void {
@@ -68,9 +86,12 @@ export class KnockPipeline {
   /** Feeds one line given as bytes (`buf[start, end)`), with no string or event object made for it. */
   feedBytes(parser: LogLineParser, buf: Buffer, start: number, end: number, notBefore = -Infinity): readonly Completion[] {
     this.counts.lines++;
-    const r = parser.parseBytes(buf, start, end, this.fields);
+    const r = parser.parseBytes(buf, start, end, this.fields, this.gate);
     if (typeof r === 'string') {
-      if (r === 'malformed') this.counts.malformed++;
+      if (r === 'passedOver') {
+        this.counts.passedOver++;
+        this.newest = this.fields.time;
+      } else if (r === 'malformed') this.counts.malformed++;
       else if (r === 'ignored') this.counts.ignored++;
       else if (r === 'fragment') this.counts.fragments++;
       if (r !== 'other') this.counts.netfilter++;

@@ -236,6 +236,18 @@ export class KnockTracker {
     return completions ?? NO_COMPLETIONS;
   }
 
+  /**
+   * Can a packet at `time` to `dport` (TCP or UDP) from the IPv4 source `v4`, or from an IPv6
+   * source, change nothing but the table's clock? True for an untracked source on a port that
+   * starts no door (an IPv6 one unread: true while no IPv6 source is tracked): knock() would only
+   * sweep, which this does as it would.
+   */
+  passOver(time: number, family: Family, v4: number, dport: number): boolean {
+    if (this.starts[dport * 2] !== 0 || this.starts[dport * 2 + 1] !== 0) return false;
+    if (time - this.lastSweep >= SWEEP_EVERY_MS) this.sweep(time);
+    return family === 4 ? this.find4(v4 | 0) === NONE : this.index6.size === 0;
+  }
+
   /** Drops sources whose every attempt has timed out by `now`. */
   sweep(now: number): void {
     this.lastSweep = now;

@@ -10,7 +10,7 @@ export const METRICS = {
   tumbler_door_opens_total: { type: 'counter', help: 'Doors opened, by door', labels: ['door'] },
   tumbler_door_closes_total: { type: 'counter', help: 'Doors closed, by door', labels: ['door'] },
   tumbler_door_failures_total: { type: 'counter', help: 'Open or close steps that failed, by door and step', labels: ['door', 'step'] },
-  tumbler_lines_total: { type: 'counter', help: 'Log lines read, by source and what became of them (knock, stale, not_for_host, malformed, other_protocol, fragment, overlong, other)', labels: ['source', 'outcome'] },
+  tumbler_lines_total: { type: 'counter', help: 'Log lines read, by source and what became of them (knock, stale, not_for_host, malformed, other_protocol, fragment, passed_over, overlong, other)', labels: ['source', 'outcome'] },
   tumbler_source_lag_seconds: { type: 'gauge', help: 'Age of the newest line read from each source', labels: ['source'] },
   tumbler_datagrams_total: { type: 'counter', help: 'Tumbler datagrams by verdict', labels: ['verdict'] },
   tumbler_replay_entries: { type: 'gauge', help: 'Entries in the replay cache', labels: [] },

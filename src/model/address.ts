@@ -10,6 +10,8 @@ export type Family = 4 | 6;
 export interface ListenAddress {
   host: string;
   port: number;
+  /** The default [::]: on a kernel without IPv6 (booted with ipv6.disable=1) it is left out with a warning, not a failure. */
+  ifAvailable?: true;
 }
 
 /** Dotted-quad IPv4 with no leading zeros, or null. */

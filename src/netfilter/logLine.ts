@@ -17,7 +17,7 @@
  *    end. Text that merely contains the fields (a crash report naming a process `FIREWALL: IN= `,
  *    say) is not a knock.
  */
-import { canonicalIPv6, intToIPv4 } from '../model/address';
+import { Family, canonicalIPv6, intToIPv4 } from '../model/address';
 import { PacketEvent, PacketFields, TCP_FLAGS, packetFields } from '../model/packet';
 import { wallClockTime } from './zoneTime';
 
@@ -30,7 +30,25 @@ export type LineVerdict =
   /** A well-formed netfilter line without ports a knock could use (ICMP, ARP, other protocols). */
   | 'ignored'
   /** A well-formed non-first fragment: the kernel logs no ports for it. */
-  | 'fragment';
+  | 'fragment'
+  /**
+   * A kernel line with our prefix whose packet could change nothing (see KnockGate): its fields
+   * past SRC and DPT were not checked. Only when a gate is given.
+   */
+  | 'passedOver';
+
+/**
+ * Says which packets can change no knock state: a line whose source and port it passes over is
+ * read no further than those two fields, so that a busy log costs the full grammar only for the
+ * lines that could count.
+ */
+export interface KnockGate {
+  /**
+   * Can a TCP or UDP packet logged at `time` from a source of `family` to `dport` change nothing?
+   * An IPv4 source is given as an unsigned integer (`v4`); an IPv6 one is not read (`v4` is 0).
+   */
+  passOver(time: number, family: Family, v4: number, dport: number): boolean;
+}
 
 export interface ParserOptions {
   /** LOG prefixes, as configured (`"FIREWALL: "`); trailing white space is optional in the log. */
@@ -60,6 +78,8 @@ const MONTHS = new Map(
   ]),
 );
 const KERNEL_TAG = 'kernel: ';
+const KERNEL_TAG_BYTES = Buffer.from(KERNEL_TAG);
+const KERN_DOT = Buffer.from('kern.');
 
 const SP = 32;
 
@@ -80,10 +100,65 @@ function starts(s: Buffer, key: string, i: number): boolean {
   return true;
 }
 
+/** Do the bytes of `key` stand at `i`? */
+function startsBytes(s: Buffer, key: Uint8Array, i: number): boolean {
+  const n = key.length;
+  if (i + n > E) return false;
+  for (let k = 0; k < n; k++) if (s[i + k] !== key[k]) return false;
+  return true;
+}
+
 /** Where `key` next stands from `from` on, within the line, or -1. */
 function find(s: Buffer, key: string, from: number): number {
   const c0 = key.charCodeAt(0);
   for (let i = from < 0 ? 0 : from; i + key.length <= E; i++) if (s[i] === c0 && starts(s, key, i)) return i;
+  return -1;
+}
+
+/** A key to look for with seek: its bytes and, per byte value, how far the window may move (Horspool). */
+interface Needle {
+  length: number;
+  bytes: Uint8Array;
+  shift: Uint8Array;
+  /* the same, for seekBack */
+  back: Uint8Array;
+}
+
+function needle(key: string): Needle {
+  const bytes = Uint8Array.from(key, (c) => c.charCodeAt(0));
+  const shift = new Uint8Array(256).fill(bytes.length);
+  for (let k = 0; k < bytes.length - 1; k++) shift[bytes[k]] = bytes.length - 1 - k;
+  const back = new Uint8Array(256).fill(bytes.length);
+  for (let k = bytes.length - 1; k > 0; k--) back[bytes[k]] = k;
+  return { length: bytes.length, bytes, shift, back };
+}
+
+const SRC_NEEDLE = needle(' SRC=');
+const DPT_NEEDLE = needle(' DPT=');
+
+/** Where `n` next stands from `from` on, within the line, or -1; looks at a fraction of the bytes it passes. */
+function seek(s: Buffer, from: number, n: Needle): number {
+  const m = n.length;
+  const last = n.bytes[m - 1];
+  for (let p = from + m - 1; p < E; p += n.shift[s[p]]) {
+    if (s[p] !== last) continue;
+    let k = m - 2;
+    while (k >= 0 && s[p - m + 1 + k] === n.bytes[k]) k--;
+    if (k < 0) return p - m + 1;
+  }
+  return -1;
+}
+
+/** Where `n` last stands in the line at `from` or later, or -1. */
+function seekBack(s: Buffer, from: number, n: Needle): number {
+  const m = n.length;
+  const first = n.bytes[0];
+  for (let p = E - m; p >= from; p -= n.back[s[p]]) {
+    if (s[p] !== first) continue;
+    let k = 1;
+    while (k < m && s[p + k] === n.bytes[k]) k++;
+    if (k === m) return p;
+  }
   return -1;
 }
 
@@ -279,7 +354,7 @@ type Outcome = LineVerdict | typeof PACKET;
 const MAX_NAMES = 64;
 
 export class LogLineParser {
-  private readonly prefixes: { configured: string; bare: string }[];
+  private readonly prefixes: { configured: string; bare: Uint8Array }[];
   private readonly bootTimeMs: number;
   private readonly kmsgTime: ((usec: number) => number) | null;
   private readonly now: () => number;
@@ -289,6 +364,7 @@ export class LogLineParser {
   private readonly lastStamp = Buffer.alloc(64);
   private lastStampLength = -1;
   private lastStampMs = 0;
+  private sameSecondMs = 0;
   /* In envelope-only mode, the last kernel message found (only `scan`'s prefix census asks). */
   private envelopeText: string | null = null;
   /* Scratch for the ports of the line being parsed (no object per line). */
@@ -299,9 +375,12 @@ export class LogLineParser {
   private lastDst4 = -1;
   private lastDst = '';
   private readonly names: { bytes: Buffer; name: string }[] = [];
+  private gate: KnockGate | null = null;
+  /** Did the last line given to parseBytes have a kernel envelope (whatever its message)? Lines of other programs do not. */
+  kernelLine = false;
 
   constructor(options: ParserOptions) {
-    this.prefixes = options.prefixes.map((p) => ({ configured: p, bare: p.trimEnd() }));
+    this.prefixes = options.prefixes.map((p) => ({ configured: p, bare: Buffer.from(p.trimEnd(), 'latin1') }));
     this.bootTimeMs = options.bootTimeMs ?? 0;
     this.kmsgTime = options.kmsgTime ?? null;
     this.now = options.now ?? Date.now;
@@ -317,6 +396,7 @@ export class LogLineParser {
 
   /** One line as text (latin1: one character a byte): the packet event with all its fields. */
   parse(line: string): PacketEvent | LineVerdict {
+    this.gate = null;
     const r = line.charCodeAt(0) === 123 /* { */ ? this.parseJournalJson(line) : this.parseLine(Buffer.from(line, 'latin1'), 0, line.length);
     return r === PACKET ? this.event() : r;
   }
@@ -325,8 +405,10 @@ export class LogLineParser {
    * One line given as bytes (`buf[start, end)`): what knock tracking reads of it, written into
    * `out`, which is returned; or what else the line is.
    */
-  parseBytes(buf: Buffer, start: number, end: number, out: PacketFields): PacketFields | LineVerdict {
+  parseBytes(buf: Buffer, start: number, end: number, out: PacketFields, gate: KnockGate | null = null): PacketFields | LineVerdict {
     this.fields = out;
+    this.gate = gate;
+    this.kernelLine = false;
     if (end > start && buf[start] === 123 /* { */) {
       const r = this.parseJournalJson(buf.toString('latin1', start, end));
       return r === PACKET ? out : r;
@@ -429,13 +511,13 @@ export class LogLineParser {
     if (hostEnd <= hostAt || hostEnd - hostAt > 255) return -1;
     let at = hostEnd + 1;
     /* busybox syslogd (OpenWrt) names the facility and level between host and tag */
-    if (starts(line, 'kern.', at)) {
+    if (!startsBytes(line, KERNEL_TAG_BYTES, at) && startsBytes(line, KERN_DOT, at)) {
       const end = findByte(line, SP, at);
       if (end < 0 || end - at > 12) return -1;
       at = end + 1;
     }
-    if (!starts(line, KERNEL_TAG, at)) return -1;
-    return skipUptime(line, at + KERNEL_TAG.length);
+    if (!startsBytes(line, KERNEL_TAG_BYTES, at)) return -1;
+    return skipUptime(line, at + KERNEL_TAG_BYTES.length);
   }
 
   /** `Nov 24 00:17:59 host kernel: [  325.48] MSG` (day padded with a space or not, seconds with a fraction or not). */
@@ -475,6 +557,11 @@ export class LogLineParser {
 
   /** `2026-11-24T00:17:59.282475+00:00 host kernel: MSG` (also journalctl's `+0000`). */
   private parseRfc3339(line: Buffer, at: number): Outcome {
+    const same = this.sameSecond(line, at);
+    if (same >= 0) {
+      const msgAt = this.kernelMessageStart(line, same + 1);
+      return msgAt < 0 ? 'other' : this.parseMessage(line, msgAt, this.sameSecondMs);
+    }
     const space = findByte(line, SP, at);
     if (space - at < 20 || space - at > 40) return 'other';
     const msgAt = this.kernelMessageStart(line, space + 1);
@@ -505,6 +592,35 @@ export class LogLineParser {
     if (starts(line, '\u00ef\u00bb\u00bf', i)) i += 3; /* the UTF-8 BOM, read as latin1 */
     const time = this.rfc3339Time(line, at, stampEnd);
     return time === null ? 'other' : this.parseMessage(line, skipUptime(line, i), time);
+  }
+
+  /**
+   * Busy logs stamp many lines in one second: when the stamp at `at` is the last one parsed but
+   * for its fraction, the index of the space after it (its time in sameSecondMs), in one pass;
+   * else -1 (rfc3339Time reads it). A stamp equal to one Date.parse read holds no space.
+   */
+  private sameSecond(line: Buffer, at: number): number {
+    const n = this.lastStampLength;
+    const t = this.lastStamp;
+    if (n < 20 || at + n >= E) return -1;
+    for (let k = 0; k < 19; k++) if (line[at + k] !== t[k]) return -1;
+    let z = at + 19;
+    let fractionMs = 0;
+    if (line[z] === 46 /* . */) {
+      z++;
+      let scale = 100;
+      for (; z < E; z++) {
+        const c = line[z];
+        if (c < 48 || c > 57) break;
+        fractionMs += (c - 48) * scale;
+        scale /= 10;
+      }
+    }
+    const space = z + n - 19;
+    if (space >= E || space - at > 40 || line[space] !== SP) return -1;
+    for (let k = 19; k < n; k++) if (line[z + k - 19] !== t[k]) return -1;
+    this.sameSecondMs = this.lastStampMs + Math.floor(fractionMs);
+    return space;
   }
 
   /**
@@ -616,17 +732,19 @@ export class LogLineParser {
   }
 
   private parseMessage(line: Buffer, at: number, time: number): Outcome {
+    this.kernelLine = true;
     if (this.envelopeOnly) {
       this.envelopeText = line.toString('latin1', at, E);
       return 'ignored';
     }
     let prefix: string | null = null;
     let i = -1;
-    for (const p of this.prefixes) {
-      if (!starts(line, p.bare, at)) continue;
+    for (let k = 0; k < this.prefixes.length; k++) {
+      const p = this.prefixes[k];
+      if (!startsBytes(line, p.bare, at)) continue;
       let j = at + p.bare.length;
-      while (ch(line, j) === SP) j++;
-      if (starts(line, 'IN=', j)) {
+      while (j < E && line[j] === SP) j++;
+      if (j + 3 <= E && line[j] === 73 /* I */ && line[j + 1] === 78 /* N */ && line[j + 2] === 61 /* = */) {
         prefix = p.configured;
         i = j;
         break;
@@ -634,7 +752,43 @@ export class LogLineParser {
     }
     if (prefix === null) return 'other';
     if (E - i > MAX_NETFILTER_LINE) return 'malformed';
+    if (this.gate !== null && this.passesOver(line, i, time, this.gate)) {
+      this.fields.time = time;
+      return 'passedOver';
+    }
     return this.parseFields(line, i, time, prefix);
+  }
+
+  /**
+   * Reads only SRC and DPT of the fields from `IN=` at `i` and asks the gate. Sound for every line
+   * the grammar accepts: between `IN=` and the source only names, hex digits, colons and IPv4
+   * addresses can stand, so the first ` SRC=` is the source; after it ` DPT=` stands once (an
+   * ICMP error quotes its packet after `[`, and nothing after the ports holds it), so the last one
+   * in the line, nearer its end, is the port; and the values are read the way parseFields reads
+   * them (an IPv6 source is only told apart, not read). Any other shape is left to the grammar.
+   */
+  private passesOver(s: Buffer, i: number, time: number, gate: KnockGate): boolean {
+    const src = seek(s, i + 3, SRC_NEEDLE);
+    if (src < 0) return false;
+    const at = src + SRC_NEEDLE.length;
+    let space = at;
+    let colon = false;
+    for (; space < E && space - at <= 45; space++) {
+      const c = s[space];
+      if (c === SP) break;
+      if (c === 58 /* : */) colon = true;
+    }
+    if (space >= E) return false;
+    /* as parseFields tells the families apart: a dotted quad, else an address with a colon */
+    const v4 = ipv4At(s, at, space);
+    if (v4 < 0 && !colon) return false;
+    const dpt = seekBack(s, space, DPT_NEEDLE);
+    if (dpt < 0) return false;
+    const from = dpt + DPT_NEEDLE.length;
+    const end = decEnd(s, from, 5);
+    if (end < 0) return false;
+    const dport = decValue(s, from, end);
+    return dport <= 65535 && (v4 >= 0 ? gate.passOver(time, 4, v4, dport) : gate.passOver(time, 6, 0, dport));
   }
 
   /** The netfilter logger's fields, from `IN=` to the end of the line, in the kernel's order. */
@@ -957,6 +1111,12 @@ function skipStructuredData(line: Buffer, i: number): number {
     j++;
   }
   return j > i && ch(line, j) === SP ? j + 1 : -1;
+}
+
+/** Does `buf[start, end)` hold ` SRC=`, as every netfilter LOG line does (netfilterPrefixOf needs it too)? Costs no object. */
+export function hasSourceField(buf: Buffer, start: number, end: number): boolean {
+  E = end;
+  return seek(buf, start, SRC_NEEDLE) >= 0;
 }
 
 /** The kernel's message in a line of any format, or null: for tools that look at lines without parsing them as knocks (the prefix census). */

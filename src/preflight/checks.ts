@@ -344,7 +344,9 @@ const listener = check('listener', async (config, env) => {
   const problems: CheckResult[] = [];
   for (const l of listen) {
     const problem = await env.bindProblem(l.host, l.port);
-    /* EADDRINUSE: the daemon itself (preflight runs after it binds), or one running while doctor does */
+    /* EADDRINUSE: the daemon itself (preflight runs after it binds), or one running while doctor does;
+     * the default [::] on a kernel without IPv6 is left out, which the daemon says when it starts */
+    if (problem === 'EAFNOSUPPORT' && l.ifAvailable) continue;
     if (problem && problem !== 'EADDRINUSE') problems.push(fail(`cannot listen on udp ${l.host}:${l.port}: ${problem}`, 'listen on an address of this host, or on 0.0.0.0 / [::]'));
   }
   const families = new Set(listen.map((l) => (l.host.includes(':') ? 6 : 4) as Family));

@@ -10,6 +10,8 @@
 import { LineSource, SourceHooks } from './source';
 import { SupervisedCommand } from './supervisedCommand';
 
+export { kmsgWallTime, uptimeUsec } from './kmsgClock';
+
 export class KmsgSource implements LineSource {
   readonly name: string;
   private readonly command: SupervisedCommand;
@@ -52,21 +54,4 @@ export class KmsgSource implements LineSource {
     if (Number(line.slice(c2 + 1, c3)) < this.startUsec) return;
     this.hooks.line(line);
   }
-}
-
-/**
- * Microseconds since boot now, on the clock /dev/kmsg stamps records with: CLOCK_MONOTONIC
- * (checked here against a record written to /dev/kmsg; /proc/uptime also counts time suspended).
- */
-export function uptimeUsec(): number {
-  return Number(process.hrtime.bigint() / 1000n);
-}
-
-/**
- * Wall-clock time of a kmsg stamp, from the offset between the wall clock and the stamps' clock as
- * it is when the record is read: a wall clock that steps (an NTP step after boot, a VM restored,
- * a resume) is followed from the next record on, instead of every knock looking stale.
- */
-export function kmsgWallTime(now: () => number = Date.now, monotonicUsec: () => number = uptimeUsec): (usec: number) => number {
-  return (usec) => Math.floor(now() - Math.max(0, monotonicUsec() - usec) / 1000);
 }

@@ -28,6 +28,8 @@ export interface ListenerCounts {
   accepted: number;
 }
 
+const NO_IPV6 = 'this kernel has no IPv6 (EAFNOSUPPORT: booted with ipv6.disable=1?)';
+
 /* labels of the per-datagram counters, made once: junk is counted millions of times a second */
 const DROPPED = { verdict: 'dropped' };
 const UNMATCHED = { verdict: 'unmatched' };
@@ -36,9 +38,9 @@ const UNMATCHED = { verdict: 'unmatched' };
  * A client sends each knock a few times (src/tumbler/send.ts); a copy that arrives within the
  * time a client sends them in, after its knock was seen, from the same source, is counted as a
  * replay but not warned about, up to as many copies as a client may send: more than that, or
- * later, is someone else replaying it.
+ * later, is someone else replaying it. Knocks are remembered for that: only authentic knocks
+ * get in, a few a second at most.
  */
-/** Knocks remembered for that: only authentic knocks get in, a few a second at most. */
 const MAX_RECENT = 4096;
 
 /**
@@ -79,14 +81,22 @@ export class TumblerListener {
       /* ipv6Only: a v4-mapped source would otherwise hash differently from what the client sent */
       const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: RECV_BUFFER });
       socket.on('message', (msg, rinfo) => void this.handle(msg, rinfo.address, rinfo.port));
-      socket.on('error', (err) => this.hooks.warn(`Tumbler socket ${a.host}:${a.port}: ${err.message}`));
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.bind(a.port, a.host, () => {
-          socket.off('error', reject);
-          resolve();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once('error', reject);
+          socket.bind(a.port, a.host, () => {
+            socket.off('error', reject);
+            resolve();
+          });
         });
-      });
+      } catch (err) {
+        socket.close();
+        if ((err as NodeJS.ErrnoException).code !== 'EAFNOSUPPORT') throw err;
+        if (!a.ifAvailable) throw new Error(`cannot listen on [${a.host}]:${a.port}: ${NO_IPV6}: remove it from tumbler.listen`);
+        this.hooks.warn(`not listening on [${a.host}]:${a.port}: ${NO_IPV6}; Tumbler knocks come over IPv4 only`);
+        continue;
+      }
+      socket.on('error', (err) => this.hooks.warn(`Tumbler socket ${a.host}:${a.port}: ${err.message}`));
       this.sockets.push(socket);
       /* Linux grants twice the request (its own bookkeeping), capped by net.core.rmem_max */
       const granted = socket.getRecvBufferSize();

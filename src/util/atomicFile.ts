@@ -32,8 +32,13 @@ export function writeFileAtomic(file: string, data: string, mode = 0o600): void 
 /** The same without blocking the event loop: the write and both fsyncs run on libuv's threads. */
 export async function writeFileAtomicAsync(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
   const tmp = tempOf(file);
-  await fs.promises.rm(tmp, { force: true });
-  const fh = await fs.promises.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_TRUNC, mode);
+  const create = () => fs.promises.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_TRUNC, mode);
+  /* a door waits for this write: the stale temp file of a crashed predecessor is removed only when there is one */
+  const fh = await create().catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+    await fs.promises.rm(tmp, { force: true });
+    return create();
+  });
   try {
     await fh.writeFile(data);
     await fh.sync();

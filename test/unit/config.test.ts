@@ -24,9 +24,11 @@ doors:
 `;
 
 describe('config', () => {
-  it('listens for Tumbler knocks on both families by default, and nowhere without a secret', () => {
+  it('listens for Tumbler knocks on both families by default (IPv6 where the kernel has it), and nowhere without a secret', () => {
     const withSecret = parseConfig(`doors:\n  d:\n    secret: s\n    open: /bin/true\n`, 'd.yaml');
-    expect(withSecret.tumbler.listen).toEqual([{ host: '0.0.0.0', port: 8675 }, { host: '::', port: 8675 }]);
+    expect(withSecret.tumbler.listen).toEqual([{ host: '0.0.0.0', port: 8675 }, { host: '::', port: 8675, ifAvailable: true }]);
+    const written = parseConfig(`tumbler:\n  listen: ["[::]:8675"]\ndoors:\n  d:\n    secret: s\n    open: /bin/true\n`, 'd.yaml');
+    expect(written.tumbler.listen).toEqual([{ host: '::', port: 8675 }]);
     expect(parseConfig(BASE, 'd.yaml').tumbler.listen).toEqual([]);
     const v4 = parseConfig(`tumbler:\n  listen: ["0.0.0.0:8675"]\ndoors:\n  d:\n    secret: s\n    open: /bin/true\n`, 'd.yaml');
     expect(v4.tumbler.listen).toEqual([{ host: '0.0.0.0', port: 8675 }]);

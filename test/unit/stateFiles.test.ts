@@ -122,6 +122,21 @@ describe('the doors file', () => {
     close: [['/bin/true', src]], allow: [], commandTimeoutMs: 1000, closeAfterMs: 60_000, ...over,
   });
 
+  it('a temporary file left by a crash, or a symlink planted in its place, is replaced and never written through', async () => {
+    const victim = path.join(dir, 'victim');
+    fs.writeFileSync(victim, 'untouched');
+    const tmp = path.join(dir, `.doors.json.${process.pid}.tmp`);
+    fs.symlinkSync(victim, tmp);
+    const store = new StateStore(dir, () => [door('192.0.2.9', { closeStarted: false, closeFailingSince: null, lastCloseError: null }) as unknown as SavedDoor]);
+    await store.save();
+    expect(fs.readFileSync(victim, 'utf8')).toBe('untouched');
+    expect(store.load().doors.map((d) => d.src)).toEqual(['192.0.2.9']);
+    fs.writeFileSync(tmp, 'half a file from a crash');
+    await store.save();
+    expect(fs.existsSync(tmp)).toBe(false);
+    expect(store.load().doors).toHaveLength(1);
+  });
+
   it('one hostile entry among good ones: reported and skipped, the good doors kept', () => {
     fs.writeFileSync(path.join(dir, 'doors.json'), JSON.stringify({
       version: 2, boot: 'b1',

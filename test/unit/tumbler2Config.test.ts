@@ -45,7 +45,7 @@ doors:
     expect(c.doors[0]).toMatchObject({ nat: 'auto', keysFiles: ['/etc/tumbler/users.keys'] });
     expect(c.doors[1]).toMatchObject({ nat: 'declared', keys: [{ user: 'carol' }] });
     expect(c.tumbler).toMatchObject({ windowMs: 30_000, gateway: 'gw-east', gatewayKey: GW, keyFile: null });
-    expect(c.tumbler.listen).toEqual([{ host: '0.0.0.0', port: 8675 }, { host: '::', port: 8675 }]);
+    expect(c.tumbler.listen).toEqual([{ host: '0.0.0.0', port: 8675 }, { host: '::', port: 8675, ifAvailable: true }]);
     const v = verifiersOf(c);
     expect(v.map((x) => x.protocol)).toEqual(['tumbler1', 'tumbler2']);
   });
