@@ -130,12 +130,46 @@ export interface TumblerMatch {
  * minute and `skew` minutes either side, numbered `minuteOffset * doors + door` with the
  * offset counted from `-skew`.
  */
+/** The hash inputs `TIME:IP:SECRET` of a window as bytes, with where the IP goes in each. */
+interface HashInputs {
+  bytes: Buffer[];
+  ipAt: number[];
+}
+
+/*
+ * Per set of doors, the inputs of recent windows, one per minute, skew and length of IP: a
+ * datagram from a new source writes only its IP into them. Bytes hash about a third cheaper
+ * than a string that must be joined and encoded first (205 against 300 ns here).
+ */
+const hashInputs = new WeakMap<readonly SecretDoor[], Map<string, HashInputs>>();
+
+function inputsFor(doors: readonly SecretDoor[], base: number, skew: number, ipLength: number): HashInputs {
+  let recent = hashInputs.get(doors);
+  if (!recent) hashInputs.set(doors, (recent = new Map()));
+  const key = `${base}/${skew}/${ipLength}`;
+  let inputs = recent.get(key);
+  if (!inputs) {
+    inputs = { bytes: [], ipAt: [] };
+    const ip = 'x'.repeat(ipLength);
+    for (let k = -skew; k <= skew; k++) {
+      const time = minuteString(base + k * MINUTE_MS);
+      for (const door of doors) {
+        inputs.bytes.push(Buffer.from(`${time}:${ip}:${door.secret}`, 'utf8'));
+        inputs.ipAt.push(time.length + 1);
+      }
+    }
+    if (recent.size >= 64) recent.delete(recent.keys().next().value as string);
+    recent.set(key, inputs);
+  }
+  return inputs;
+}
+
 export class DigestWindow {
   readonly base: number;
   private readonly prefixes: string[] = [];
 
   constructor(
-    ip: string,
+    private readonly ip: string,
     private readonly doors: readonly SecretDoor[],
     now: number,
     private readonly skew: number,
@@ -171,12 +205,16 @@ export class DigestWindow {
     const d0 = digest[0] | (digest[1] << 8) | (digest[2] << 16) | (digest[3] << 24);
     const d1 = digest[4] | (digest[5] << 8) | (digest[6] << 16) | (digest[7] << 24);
     const doors = this.doors.length;
+    const ip = this.ip;
+    const inputs = inputsFor(this.doors, this.base, this.skew, ip.length);
     let found = -1;
     for (let k = 0; k < this.prefixes.length; k++) {
-      const prefix = this.prefixes[k];
       for (let i = 0; i < doors; i++) {
+        const input = inputs.bytes[k * doors + i];
+        const at = inputs.ipAt[k * doors + i];
+        for (let j = 0; j < ip.length; j++) input[at + j] = ip.charCodeAt(j);
         /* 'binary' is latin1 (the name Node's types accept here) */
-        const c = crypto.hash('sha256', prefix + this.doors[i].secret, 'binary');
+        const c = crypto.hash('sha256', input, 'binary');
         const c0 = c.charCodeAt(0) | (c.charCodeAt(1) << 8) | (c.charCodeAt(2) << 16) | (c.charCodeAt(3) << 24);
         const c1 = c.charCodeAt(4) | (c.charCodeAt(5) << 8) | (c.charCodeAt(6) << 16) | (c.charCodeAt(7) << 24);
         if (((c0 ^ d0) | (c1 ^ d1)) !== 0) continue;

@@ -186,6 +186,21 @@ describe('the v1 verifier, first datagram of a source in a minute and later ones
   const from = (address: string) => ({ address, family: 4 as const, port: 40000 });
   const knock = (ip: string, secret: string, t = now) => Buffer.from(formatDatagram(knockDigest(t, ip, secret)));
 
+  it('grants sources of every length one after another, and secrets beyond ASCII (hash inputs are reused as bytes)', () => {
+    const mixed = [{ name: 'plain', secret: 'plain-secret' }, { name: 'utf8', secret: 'pässwörd-ß-秘密' }];
+    const v = new TumblerV1Verifier(mixed, 1);
+    const sources = ['1.2.3.4', '10.20.30.40', '192.168.100.200', '1.2.3.5', 'fd00:203::2', 'fd00:203:0:1:2:3:4:5'];
+    for (const ip of sources) {
+      for (const door of mixed) {
+        const fam = ip.includes(':') ? (6 as const) : (4 as const);
+        const verdict = v.verify(knock(ip, door.secret, now - 60_000), { address: ip, family: fam, port: 1 }, now);
+        expect(verdict.kind === 'grant' && verdict.grant.door).toBe(door.name);
+        /* the bytes written for this source must not let its digest verify for the next one of the same length */
+        expect(v.verify(knock(ip, door.secret), { address: ip.replace(/.$/, (c) => (c === '9' ? '8' : '9')), family: fam, port: 1 }, now).kind).toBe('junk');
+      }
+    }
+  });
+
   it('grants the same knocks and refuses the same junk on either path', () => {
     const v = new TumblerV1Verifier(doors, 10);
     for (let round = 0; round < 3; round++) {
