@@ -42,17 +42,17 @@ _tumblerd() {
 
 _tumbler() {
   local cur prev cmd
-  _tumbler_words '@(-o|--open|--secret-file|--from|--at|-f|--family|-d|--delay|-i|--identity|--label|--declare|--key|-C|--comment|--file|-w|--wait)'
+  _tumbler_words '@(-o|--open|--secret-file|--from|--at|--copies|-f|--family|-d|--delay|-i|--identity|--label|--declare|--key|-C|--comment|--file|-w|--wait)'
   case $prev in
     --secret-file|-i|--identity|--file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-    --label|--declare|--key|-C|--comment|-w|--wait) return ;;
+    --label|--declare|--key|-C|--comment|-w|--wait|--copies) return ;;
     -f|--family) COMPREPLY=($(compgen -W '4 6' -- "$cur")); return ;;
     -o|--open) COMPREPLY=($(compgen -W 'tumbler://' -- "$cur")); return ;;
     --from|--at|-d|--delay) return ;;
   esac
   case $cmd in
-    '') COMPREPLY=($(compgen -W '-o --open --secret-file --from --at -f --family -V --version -h --help open knock keygen proxy' -- "$cur")) ;;
-    open) COMPREPLY=($(compgen -W '--secret-file --from --at -i --identity --passphrase --label --declare -f --family -h --help tumbler:// tumbler2://' -- "$cur")) ;;
+    '') COMPREPLY=($(compgen -W '-o --open --secret-file --from --at --copies -f --family -V --version -h --help open knock keygen proxy' -- "$cur")) ;;
+    open) COMPREPLY=($(compgen -W '--secret-file --from --at --copies -i --identity --passphrase --label --declare -f --family -h --help tumbler:// tumbler2://' -- "$cur")) ;;
     keygen) COMPREPLY=($(compgen -W '-f --file -C --comment --passphrase --key --label -h --help' -- "$cur")) ;;
     proxy) COMPREPLY=($(compgen -W '-i --identity --passphrase -w --wait -h --help' -- "$cur")) ;;
     knock) COMPREPLY=($(compgen -W '-d --delay -f --family -h --help' -- "$cur") $(compgen -A hostname -- "$cur")) ;;
