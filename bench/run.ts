@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runFleetBench } from './fleet';
 import { generateFirstKnocks, generateLog, hostInterface } from './genlog';
-import { Daemon, Lab, labUnavailable, sleep, spawnJunkFlood } from '../test/support/lab';
+import { Daemon, Lab, kernelDrops, labUnavailable, sleep, spawnJunkFlood } from '../test/support/lab';
 import { TumblerListener } from '../src/tumbler/listener';
 import { ReplayCache } from '../src/tumbler/replayCache';
 import { TumblerV1Verifier } from '../src/tumbler/v1Verifier';
@@ -313,13 +313,6 @@ async function benchLive(): Promise<void> {
     headline.push(`| Live follow at ${fmt(rate)} lines/s | ${r.opened} / ${r.probes} probes opened, p99 ${fmt(r.p99, 1)} ms, CPU ${fmt(r.cpu * 100)} % (${fmt(r.perCpuSecond)} lines per CPU-second), lag at the end ${fmt(r.lagMs)} ms | ${target}: ${verdict(ok)} |`);
   }
   say();
-}
-
-/** Datagrams the kernel dropped at the buffer of the UDP socket bound to 127.0.0.1:`port` (the last column of /proc/net/udp). */
-function kernelDrops(port: number): number {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  const line = fs.readFileSync('/proc/net/udp', 'utf8').split('\n').find((l) => l.trim().split(/\s+/)[1] === local);
-  return Number(line?.trim().split(/\s+/).pop() ?? NaN);
 }
 
 /** Floods a real listener on loopback at `rate` datagrams a second (0: unbounded) with a real knock, sent as the client sends it, in the middle. */

@@ -9,19 +9,12 @@ import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TUMBLER, sleep, spawnJunkFlood } from '../support/lab';
+import { TUMBLER, kernelDrops, sleep, spawnJunkFlood } from '../support/lab';
 import { TumblerListener } from '../../src/tumbler/listener';
 import { FileReplayStore } from '../../src/tumbler/fileReplayStore';
 import { TumblerV1Verifier } from '../../src/tumbler/v1Verifier';
 
 const SECRET = 'replay-flood-Secret-0123456789';
-
-/** Datagrams the kernel dropped at the buffer of the UDP socket bound to 127.0.0.1:`port` (the last column of /proc/net/udp). */
-function kernelDrops(port: number): number {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  const line = fs.readFileSync('/proc/net/udp', 'utf8').split('\n').find((l) => l.trim().split(/\s+/)[1] === local);
-  return Number(line?.trim().split(/\s+/).pop() ?? NaN);
-}
 
 describe('a Tumbler knock under a junk flood over a real socket', () => {
   let dir: string;

@@ -352,6 +352,13 @@ export function spawnJunkFlood(port: number, rate: number, seconds: number): Chi
     })();`], { stdio: ['ignore', 'pipe', 'inherit'] });
 }
 
+/** Datagrams the kernel dropped at the buffer of the UDP socket bound to 127.0.0.1:`port` (the last column of /proc/net/udp). */
+export function kernelDrops(port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const line = fs.readFileSync('/proc/net/udp', 'utf8').split('\n').find((l) => l.trim().split(/\s+/)[1] === local);
+  return Number(line?.trim().split(/\s+/).pop() ?? NaN);
+}
+
 /** Sends one UDP datagram to a port on 127.0.0.1 from a chosen loopback address. */
 export async function sendUdpFrom(from: string, port: number, payload: Buffer): Promise<void> {
   const s = dgram.createSocket('udp4');
