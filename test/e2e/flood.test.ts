@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Daemon, sendUdpFrom, sleep, spawnJunkFlood, waitFor } from '../support/lab';
+import { Daemon, freeUdpPort, sendUdpFrom, sleep, spawnJunkFlood, waitFor } from '../support/lab';
 import { formatDatagram, knockDigest } from '../../src/tumbler/protocol';
 import { COPY_WINDOW_MS } from '../../src/tumbler/send';
 
@@ -15,11 +15,13 @@ const FLOOD_RATE = 5000;
 
 describe('Tumbler port under a junk flood (loopback)', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tumbler-flood-'));
-  const port = 20000 + (process.pid % 20000);
+  /* a port the kernel had free: no clash with a suite running beside this one */
+  let port = 0;
   let daemon: Daemon;
   const output = () => daemon.output;
 
   beforeAll(async () => {
+    port = await freeUdpPort();
     fs.writeFileSync(
       path.join(dir, 'tumblerd.yaml'),
       `state_dir: ${dir}/state\ntumbler:\n  listen: ["127.0.0.1:${port}"]\ndoors:\n` +
@@ -39,7 +41,9 @@ describe('Tumbler port under a junk flood (loopback)', () => {
     await sleep((FLOOD_SECONDS * 1000) / 2);
     const sentAt = Date.now();
     await send(Buffer.from(formatDatagram(knockDigest(sentAt, '127.0.0.200', 'secret-number-9'))), '127.0.0.200');
-    await waitFor('the door to open', () => output().includes('door opened door=door9 src=127.0.0.200'), 1000);
+    await waitFor('the door to open', () => output().includes('door opened door=door9 src=127.0.0.200'), 1000).catch((err: Error) => {
+      throw new Error(`${err.message}; tumblerd said:\n${output().slice(-3000)}`);
+    });
     await new Promise((r) => flood.once('exit', r));
     expect(daemon.child.exitCode).toBeNull();
   });

@@ -360,6 +360,15 @@ export function kernelDrops(port: number): number {
 }
 
 /** Sends one UDP datagram to a port on 127.0.0.1 from a chosen loopback address. */
+/** A UDP port on 127.0.0.1 that was free a moment ago (the kernel's choice), for a daemon a test starts. */
+export async function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const { port } = s.address();
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
 export async function sendUdpFrom(from: string, port: number, payload: Buffer): Promise<void> {
   const s = dgram.createSocket('udp4');
   await new Promise<void>((r) => s.bind(0, from, () => r()));
