@@ -81,9 +81,9 @@ function benchScan(): void {
   timeCommand(['grep', '-c', 'FIREWALL: ', log]); /* warms the page cache for every contender */
   const t = interleavedMin(5, {
     grep: () => timeCommand(['grep', '-c', 'FIREWALL: ', log]),
-    command: () => timeCommand([process.execPath, TUMBLERD, 'scan', '-c', config, log]),
+    command: () => timeCommand([TUMBLERD, 'scan', '-c', config, log]),
     code: () => child('scan', config, log).seconds as number,
-    startup: () => timeCommand([process.execPath, TUMBLERD, 'scan', '-c', config, empty]),
+    startup: () => timeCommand([TUMBLERD, 'scan', '-c', config, empty]),
     node: () => timeCommand([process.execPath, '-e', '0']),
   });
   const c = child('scan', config, log);
@@ -113,7 +113,7 @@ function commandUsage(args: string[]): { rssKiB: number; cpuSeconds: number } {
   /* a file, not node -e: commander reads its arguments differently under -e */
   const wrapper = path.join(OUT, 'usage.js');
   fs.writeFileSync(wrapper, `process.on('exit', () => { const u = process.resourceUsage(); process.stderr.write('\\nUSAGE ' + u.maxRSS + ' ' + (u.userCPUTime + u.systemCPUTime) + '\\n'); });\nprocess.argv.splice(1, 1, ${JSON.stringify(TUMBLERD)});\nrequire(${JSON.stringify(TUMBLERD)});\n`);
-  const r = spawnSync(process.execPath, [wrapper, ...args], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const r = spawnSync(process.execPath, [wrapper, ...args], { encoding: 'utf8', maxBuffer: 1 << 24, env: AS_INSTALLED });
   const m = /USAGE (\d+) (\d+)/.exec(r.stderr);
   if (r.status !== 0 || !m) throw new Error(`tumblerd ${args.join(' ')} failed: ${r.stderr}`);
   return { rssKiB: Number(m[1]), cpuSeconds: Number(m[2]) / 1e6 };
@@ -199,6 +199,15 @@ interface DaemonRun {
   daemon: Daemon;
 }
 
+/**
+ * The environment that gives a daemon started as `node tumblerd.js` the V8 flags of its `#!` line,
+ * which the installed command (systemd's ExecStart, the container, the .deb) runs with.
+ */
+const AS_INSTALLED: NodeJS.ProcessEnv = (() => {
+  const flags = /^#!\/usr\/bin\/env -S node (.*)$/m.exec(fs.readFileSync(TUMBLERD, 'utf8').split('\n')[0])?.[1] ?? '';
+  return { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${flags}`.trim() };
+})();
+
 async function startDaemon(name: string): Promise<DaemonRun> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `perf-bench-${name}-`));
   const log = path.join(dir, 'kern.log');
@@ -208,7 +217,7 @@ async function startDaemon(name: string): Promise<DaemonRun> {
   fs.writeFileSync(stamp, '#!/bin/sh\necho "$(date +%s%N) $2" >> "$1"\n', { mode: 0o755 });
   const config = path.join(dir, 'tumblerd.yaml');
   fs.writeFileSync(config, `state_dir: ${dir}/state\nsources:\n  - file: ${log}\n    prefix: "FIREWALL: "\ndoors:\n  bench:\n    sequence: [42, 196, 69]\n    sequence_timeout: 5s\n    open: ${stamp} ${stamps} %IP%\n`);
-  const daemon = await new Daemon(null, config, ['--log-level', 'info']).started();
+  const daemon = await new Daemon(null, config, ['--log-level', 'info'], AS_INSTALLED).started();
   return { dir, log, stamps, daemon };
 }
 
@@ -416,7 +425,7 @@ async function benchLatency(): Promise<void> {
       const config = path.join(lab.dir, `tumblerd${i}.yaml`);
       fs.writeFileSync(config, `state_dir: ${lab.dir}/state${i}\nsources:\n${source}doors:\n  bench:\n    sequence: [42, 196, 69]\n    sequence_timeout: 5s\n    open: ${stamp} ${ours}\n`);
       fs.writeFileSync(path.join(lab.dir, `knockd${i}.conf`), `[options]\n  LogFile = ${lab.dir}/knockd${i}.log\n  Interface = ${lab.serverDev}\n[bench]\n  sequence = 42,196,69\n  seq_timeout = 5\n  tcpflags = syn\n  start_command = ${stamp} ${theirs}\n`);
-      const daemon = await new Daemon(lab, config, ['--log-level', 'info']).started();
+      const daemon = await new Daemon(lab, config, ['--log-level', 'info'], AS_INSTALLED).started();
       const knockd = lab.spawn(lab.srv, ['knockd', '-c', path.join(lab.dir, `knockd${i}.conf`), '-i', lab.serverDev]);
       await sleep(1500);
       const knockTimes = knockRounds(lab);

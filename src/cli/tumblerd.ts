@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 /** tumblerd: the daemon, and the commands a sysadmin runs around it. */
 import fs from 'node:fs';
 import os from 'node:os';
