@@ -7,5 +7,6 @@ module.exports = {
   setupFiles: ['<rootDir>/test/support/env.js'],
   globalSetup: '<rootDir>/test/support/setup.js',
   globalTeardown: '<rootDir>/test/support/teardown.js',
+  testSequencer: '<rootDir>/test/support/sequencer.js',
   reporters: ['default', '<rootDir>/test/support/summaryReporter.js'],
 };
