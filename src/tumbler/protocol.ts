@@ -125,11 +125,6 @@ export interface TumblerMatch {
   minute: number;
 }
 
-/**
- * The digests a knock from one address may carry in one minute: each door, for the current
- * minute and `skew` minutes either side, numbered `minuteOffset * doors + door` with the
- * offset counted from `-skew`.
- */
 /** The hash inputs `TIME:IP:SECRET` of a window as bytes, with where the IP goes in each. */
 interface HashInputs {
   bytes: Buffer[];
@@ -164,9 +159,15 @@ function inputsFor(doors: readonly SecretDoor[], base: number, skew: number, ipL
   return inputs;
 }
 
+/**
+ * The digests a knock from one address may carry in one minute: each door, for the current
+ * minute and `skew` minutes either side, numbered `minuteOffset * doors + door` with the
+ * offset counted from `-skew`.
+ */
 export class DigestWindow {
   readonly base: number;
-  private readonly prefixes: string[] = [];
+  readonly size: number;
+  private readonly inputs: HashInputs;
 
   constructor(
     private readonly ip: string,
@@ -175,17 +176,21 @@ export class DigestWindow {
     private readonly skew: number,
   ) {
     this.base = Math.floor(now / MINUTE_MS) * MINUTE_MS;
-    for (let k = -skew; k <= skew; k++) this.prefixes.push(`${minuteString(this.base + k * MINUTE_MS)}:${ip}:`);
+    this.size = (2 * skew + 1) * doors.length;
+    this.inputs = inputsFor(doors, this.base, skew, ip.length);
   }
 
-  get size(): number {
-    return this.prefixes.length * this.doors.length;
+  /** Candidate `n`'s hash input with this window's address written in (the buffers are shared: use it at once). */
+  private input(n: number): Buffer {
+    const input = this.inputs.bytes[n];
+    const at = this.inputs.ipAt[n];
+    for (let j = 0; j < this.ip.length; j++) input[at + j] = this.ip.charCodeAt(j);
+    return input;
   }
 
   digest(n: number): string {
-    const d = this.doors.length;
     /* 'binary' is latin1 (the name Node's types accept here) */
-    return crypto.hash('sha256', this.prefixes[Math.floor(n / d)] + this.doors[n % d].secret, 'binary');
+    return crypto.hash('sha256', this.input(n), 'binary');
   }
 
   match(n: number): TumblerMatch {
@@ -204,22 +209,13 @@ export class DigestWindow {
     if (digest.length !== DIGEST_BYTES) return -1;
     const d0 = digest[0] | (digest[1] << 8) | (digest[2] << 16) | (digest[3] << 24);
     const d1 = digest[4] | (digest[5] << 8) | (digest[6] << 16) | (digest[7] << 24);
-    const doors = this.doors.length;
-    const ip = this.ip;
-    const inputs = inputsFor(this.doors, this.base, this.skew, ip.length);
     let found = -1;
-    for (let k = 0; k < this.prefixes.length; k++) {
-      for (let i = 0; i < doors; i++) {
-        const input = inputs.bytes[k * doors + i];
-        const at = inputs.ipAt[k * doors + i];
-        for (let j = 0; j < ip.length; j++) input[at + j] = ip.charCodeAt(j);
-        /* 'binary' is latin1 (the name Node's types accept here) */
-        const c = crypto.hash('sha256', input, 'binary');
-        const c0 = c.charCodeAt(0) | (c.charCodeAt(1) << 8) | (c.charCodeAt(2) << 16) | (c.charCodeAt(3) << 24);
-        const c1 = c.charCodeAt(4) | (c.charCodeAt(5) << 8) | (c.charCodeAt(6) << 16) | (c.charCodeAt(7) << 24);
-        if (((c0 ^ d0) | (c1 ^ d1)) !== 0) continue;
-        if (sameDigest(c, digest) && found < 0) found = k * doors + i;
-      }
+    for (let n = 0; n < this.size; n++) {
+      const c = this.digest(n);
+      const c0 = c.charCodeAt(0) | (c.charCodeAt(1) << 8) | (c.charCodeAt(2) << 16) | (c.charCodeAt(3) << 24);
+      const c1 = c.charCodeAt(4) | (c.charCodeAt(5) << 8) | (c.charCodeAt(6) << 16) | (c.charCodeAt(7) << 24);
+      if (((c0 ^ d0) | (c1 ^ d1)) !== 0) continue;
+      if (sameDigest(c, digest) && found < 0) found = n;
     }
     return found;
   }
