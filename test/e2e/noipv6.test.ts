@@ -9,14 +9,11 @@ import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TUMBLERD, waitFor } from '../support/lab';
+import { TUMBLERD, labUnavailable, waitFor } from '../support/lab';
 import { formatDatagram, knockDigest } from '../../src/tumbler/protocol';
 
 const SECRET = 'no-ipv6-secret-0123456789abcdef';
-const why =
-  process.getuid?.() !== 0 ? 'needs root (unshare -n, nsenter)'
-  : process.arch !== 'x64' ? 'the seccomp filter is written for x86-64'
-  : ['gcc', 'unshare', 'nsenter', 'ip'].find((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0)?.concat(' is missing') ?? null;
+const why = process.arch !== 'x64' ? 'the seccomp filter is written for x86-64' : labUnavailable(['gcc', 'unshare', 'nsenter', 'ip']);
 
 (why ? describe.skip : describe)(`tumblerd on a kernel without IPv6${why ? ` (skipped: ${why})` : ''}`, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tumbler-noipv6-'));
