@@ -35,6 +35,7 @@ import { UsedSequenceFile } from './knock/usedSequences';
 import { createLogger, reconfigureLogger } from './logger';
 import { Metrics, NO_METRICS } from './metrics/metrics';
 import { PrometheusExporter } from './metrics/prometheus';
+import { formatListen } from './model/address';
 import type { Grant } from './model/grant';
 import { HostFilter, HostView, interfaceSet } from './netfilter/hostFilter';
 import { LogLineParser } from './netfilter/logLine';
@@ -222,7 +223,7 @@ export class Daemon {
       config: this.options.configFile,
       sources: this.sources.map((s) => s.name).join(', ') || 'none',
       /* where it listens, not where it was asked to: the default [::] is left out on a kernel without IPv6 */
-      tumbler: this.listener.addresses().map((a) => (a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`)).join(' ') || 'off',
+      tumbler: this.listener.addresses().map((a) => formatListen(a.address, a.port)).join(' ') || 'off',
       doors: config.doors.map((d) => d.name).join(', '),
       dryRun: this.options.dryRun,
     });

@@ -14,6 +14,11 @@ export interface ListenAddress {
   ifAvailable?: true;
 }
 
+/** `host:port`, with an IPv6 host in brackets, as the config writes it. */
+export function formatListen(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** Dotted-quad IPv4 with no leading zeros, or null. */
 export function canonicalIPv4(text: string): string | null {
   if (text.length < 7 || text.length > 15) return null;

@@ -5,6 +5,7 @@
  * so they are tested on recorded outputs and run the same everywhere.
  */
 import type { TumblerdConfig } from '../config/types';
+import { formatListen } from '../model/address';
 import { TCP_FLAGS } from '../model/packet';
 import type { FlagFilter } from '../model/door';
 import { PrefixCensus, netfilterPrefixOf } from '../netfilter/prefixCensus';
@@ -369,7 +370,7 @@ const listener = check('listener', async (config, env) => {
   }
   const worst = problems.find((p) => p.status === 'fail') ?? problems[0];
   if (worst) return { ...worst, message: problems.map((p) => p.message).join('; ') };
-  return ok(`Tumbler knocks reach ${listen.map((l) => (l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`)).join(' and ')}`);
+  return ok(`Tumbler knocks reach ${listen.map((l) => formatListen(l.host, l.port)).join(' and ')}`);
 });
 
 /** Every check, in the order a sysadmin would fix things. */

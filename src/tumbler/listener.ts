@@ -5,7 +5,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { ListenAddress, canonicalSource } from '../model/address';
+import { ListenAddress, canonicalSource, formatListen } from '../model/address';
 import type { Grant } from '../model/grant';
 import { UnmatchedKnocks } from './diagnosis';
 import { Metrics, NO_METRICS } from '../metrics/metrics';
@@ -92,8 +92,8 @@ export class TumblerListener {
       } catch (err) {
         socket.close();
         if ((err as NodeJS.ErrnoException).code !== 'EAFNOSUPPORT') throw err;
-        if (!a.ifAvailable) throw new Error(`cannot listen on [${a.host}]:${a.port}: ${NO_IPV6}: remove it from tumbler.listen`);
-        this.hooks.warn(`not listening on [${a.host}]:${a.port}: ${NO_IPV6}; Tumbler knocks come over IPv4 only`);
+        if (!a.ifAvailable) throw new Error(`cannot listen on ${formatListen(a.host, a.port)}: ${NO_IPV6}: remove it from tumbler.listen`);
+        this.hooks.warn(`not listening on ${formatListen(a.host, a.port)}: ${NO_IPV6}; Tumbler knocks come over IPv4 only`);
         continue;
       }
       socket.on('error', (err) => this.hooks.warn(`Tumbler socket ${a.host}:${a.port}: ${err.message}`));
