@@ -10,7 +10,7 @@ import path from 'node:path';
 import { runFleetBench } from './fleet';
 import { generateFirstKnocks, generateLog, hostInterface } from './genlog';
 import { Daemon, Lab, kernelDrops, labUnavailable, sleep, spawnJunkFlood } from '../test/support/lab';
-import { TumblerListener } from '../src/tumbler/listener';
+import { RECV_BUFFER, TumblerListener } from '../src/tumbler/listener';
 import { ReplayCache } from '../src/tumbler/replayCache';
 import { TumblerV1Verifier } from '../src/tumbler/v1Verifier';
 import { formatDatagram, knockDigest } from '../src/tumbler/protocol';
@@ -151,8 +151,6 @@ function benchSources(): void {
   say();
 }
 
-const RECV_BUFFER_TEXT = '4 MiB';
-
 async function benchTumbler(): Promise<void> {
   say('## Tumbler v1 under junk');
   say();
@@ -172,7 +170,7 @@ async function benchTumbler(): Promise<void> {
   headline.push(`| Tumbler junk from 4,096 sources at skew 10 | peak RSS ${fmt(flood.maxRssKiB / 1024, 1)} MiB | ≤ 150 MB: ${verdict(flood.maxRssKiB * 1024 <= 150e6)} |`);
   say();
 
-  say(`Over a real loopback socket, 16 doors, 4 s of junk from 64 source addresses (127.0.0.1–64), and one real knock from 127.0.0.1 sent 2 s in as \`tumbler open\` sends it: ${KNOCK_COPIES} copies ${COPY_SPACING_MS} ms apart (src/tumbler/send.ts), the copies after the first counted as replays. The listener asks for a ${RECV_BUFFER_TEXT} receive buffer; the kernel grants twice the request up to net.core.rmem_max (here ${fs.readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim()} bytes).`);
+  say(`Over a real loopback socket, 16 doors, 4 s of junk from 64 source addresses (127.0.0.1–64), and one real knock from 127.0.0.1 sent 2 s in as \`tumbler open\` sends it: ${KNOCK_COPIES} copies ${COPY_SPACING_MS} ms apart (src/tumbler/send.ts), the copies after the first counted as replays. The listener asks for a ${RECV_BUFFER / 2 ** 20} MiB receive buffer; the kernel grants twice the request up to net.core.rmem_max (here ${fs.readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim()} bytes).`);
   say();
   say('| junk sent per second | junk sent | handled | handled per second | dropped by the kernel (socket buffer full) | receive buffer granted | copies of the knock that got in | real knock opened its door after | target: within 1 s |');
   say('|---|---|---|---|---|---|---|---|---|');

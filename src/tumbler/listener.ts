@@ -48,7 +48,7 @@ const MAX_RECENT = 4096;
  * one core checks over a socket) waits there instead of being dropped. A flood longer than that
  * fills any buffer; clients send each knock more than once for that (src/tumbler/send.ts).
  */
-const RECV_BUFFER = 4 << 20;
+export const RECV_BUFFER = 4 << 20;
 
 /** Warnings an attacker can trigger at will (replays, refusals) are written at most this often. */
 const WARN_EVERY_MS = 1000;
